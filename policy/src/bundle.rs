@@ -1,0 +1,405 @@
+//! The policy bundle: what a policy author writes, in YAML or JSON (one serde schema).
+//!
+//! Field names follow `DESIGN.md`; each flag names the rule of `REQUIREMENTS.md` it expresses.
+
+use crate::request::Request;
+use crate::time::{Seconds, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A whole policy document: settings, vocabulary, people and the grants between them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// The organisation's numbers (logoff, dormancy, TTLs, approvals).
+    #[serde(default)]
+    pub settings: Settings,
+    /// The kinds of resource and the actions defined on each.
+    #[serde(default)]
+    pub resource_types: Vec<ResourceType>,
+    /// Pre-approved job-function roles (R2).
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Groups of principals that grants may name as their subject.
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    /// Every identity known to the policy (R4, R5, R6, R7).
+    #[serde(default)]
+    pub principals: Vec<Principal>,
+    /// Role grants with their scope, validity and approvals (R3, R11, R12).
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Explicit deny rules that override every allow (R14).
+    #[serde(default)]
+    pub denies: Vec<DenyRule>,
+    /// Policy tests the compiler runs before accepting the bundle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<PolicyTest>,
+}
+
+/// Organisation-specific parameters (the table at the end of REQUIREMENTS.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// R9: deny a session idle for longer than this.
+    pub idle_timeout: Option<Seconds>,
+    /// R9: deny a session whose authentication is older than this.
+    pub max_session_age: Option<Seconds>,
+    /// R10: how long an elevation into a privileged role lasts.
+    pub elevation_max_age: Option<Seconds>,
+    /// R7: deny accounts with no activity for this long.
+    pub dormant_after: Option<Seconds>,
+    /// R7: the dormancy cut-off for customer personnel, when it differs.
+    pub customer_dormant_after: Option<Seconds>,
+    /// R7: non-standard grants unused for this long lapse.
+    pub unused_access_lapse: Option<Seconds>,
+    /// R11: lifetime of a temporary grant when none is given.
+    pub temporary_default_ttl: Seconds,
+    /// R12: distinct approvers needed by grants of roles that reach critical resources.
+    pub critical_approvals: u8,
+    /// R8: whether SMS counts as a second factor.
+    pub sms_acceptable: bool,
+    /// R6: failed logins before the identity provider locks an account (informational).
+    pub lockout_after_failed_logins: Option<u32>,
+    /// A1: what the server does when the audit trail cannot keep up.
+    pub audit_on_backpressure: AuditBackpressure,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            idle_timeout: None,
+            max_session_age: None,
+            elevation_max_age: None,
+            dormant_after: None,
+            customer_dormant_after: None,
+            unused_access_lapse: None,
+            temporary_default_ttl: Seconds(3_600),
+            critical_approvals: 2,
+            sms_acceptable: false,
+            lockout_after_failed_logins: None,
+            audit_on_backpressure: AuditBackpressure::Block,
+        }
+    }
+}
+
+/// What happens to a decision whose audit record cannot be queued (A1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditBackpressure {
+    /// Wait for room in the queue.
+    #[default]
+    Block,
+    /// Turn the decision into a deny (fail closed).
+    Deny,
+    /// Drop the record and count it.
+    Drop,
+}
+
+/// How sensitive a resource type's data is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    /// Non-personal content (R19).
+    Public,
+    /// Business data without ePHI.
+    #[default]
+    Internal,
+    /// ePHI or other sensitive data (R4: never reachable by shared accounts).
+    Sensitive,
+}
+
+/// A kind of resource and the actions defined on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceType {
+    /// Unique name, e.g. `patient_record`.
+    pub name: String,
+    /// Actions defined for this type (at most 64).
+    pub actions: Vec<String>,
+    /// Data classification.
+    #[serde(default)]
+    pub classification: Classification,
+    /// R8: every access needs a second factor.
+    #[serde(default)]
+    pub critical: bool,
+    /// R18: when non-empty, the session's network must be one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// R19: actions anyone may perform, even without a known principal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_actions: Vec<String>,
+    /// Column holding the tenant id, for SQL row filters.
+    #[serde(default = "default_tenant_column")]
+    pub tenant_column: String,
+    /// Column holding the resource id, for SQL row filters.
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+}
+
+fn default_tenant_column() -> String {
+    "tenant_id".to_owned()
+}
+
+fn default_id_column() -> String {
+    "id".to_owned()
+}
+
+/// A pre-approved job-function role (R2) and the conditions on its use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    /// Unique name, e.g. `clinician`.
+    pub name: String,
+    /// Resource type name to the actions this role allows on it.
+    #[serde(default)]
+    pub permissions: BTreeMap<String, Vec<String>>,
+    /// R10: usable only from a session elevated into this role.
+    #[serde(default)]
+    pub privileged: bool,
+    /// R8: usable only from a session with a second factor.
+    #[serde(default)]
+    pub requires_mfa: bool,
+    /// R11: grants must expire.
+    #[serde(default)]
+    pub temporary_only: bool,
+    /// R11: longest validity a grant of a temporary-only role may have.
+    #[serde(default)]
+    pub max_ttl: Option<Seconds>,
+    /// R12: distinct approvers each grant needs (overrides the critical default).
+    #[serde(default)]
+    pub approvals_required: Option<u8>,
+    /// R13: actions that need a co-signer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dual_control: Vec<String>,
+    /// R15: grants of this role apply only in an emergency, with a stated reason, at any scope.
+    #[serde(default)]
+    pub break_glass: bool,
+    /// R16: holders may act as customer principals within the grant's scope.
+    #[serde(default)]
+    pub impersonation: bool,
+}
+
+/// A named set of principals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Unique name.
+    pub name: String,
+    /// Principal ids.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// Whether a principal is a person or a robot (R5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A person.
+    #[default]
+    Human,
+    /// A service account; must name an owner.
+    Service,
+}
+
+/// Account state reported by the identity provider (R6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// May use its grants.
+    #[default]
+    Active,
+    /// Switched off by an administrator.
+    Disabled,
+    /// Locked after failed logins.
+    Locked,
+    /// Left the organisation.
+    Terminated,
+}
+
+/// One identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Principal {
+    /// Unique, byte-exact id (R4).
+    pub id: String,
+    /// Person or service (R5).
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    /// Owning person or group; required for services (R5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Account state (R6).
+    #[serde(default)]
+    pub status: AccountStatus,
+    /// Home tenant of customer personnel, the scope impersonation is checked against (R16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Customer personnel use the customer dormancy cut-off (R7).
+    #[serde(default)]
+    pub customer: bool,
+    /// Last activity seen by the identity provider (R7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<Timestamp>,
+    /// A non-sensitive shared account (R4): allowed, but never reaches sensitive data.
+    #[serde(default)]
+    pub shared: bool,
+    /// The person behind the id, to catch one person holding two ids (R4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// Approved exception for a person holding more than one id (R4).
+    #[serde(default)]
+    pub duplicate_exception: bool,
+}
+
+/// What a grant reaches (R3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scope {
+    /// Everything the role's permissions name.
+    All,
+    /// Every resource of one customer account.
+    Tenant(Box<str>),
+    /// Listed resources of one type.
+    Resources {
+        /// Resource type of the ids.
+        #[serde(rename = "type")]
+        resource_type: Box<str>,
+        /// Resource ids.
+        ids: Vec<Box<str>>,
+    },
+}
+
+impl Scope {
+    /// R3: whether this scope reaches `resource`. Ids compare byte for byte.
+    pub fn covers(&self, resource: &crate::request::Resource) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Tenant(t) => resource.tenant.as_deref() == Some(&**t),
+            Scope::Resources { resource_type, ids } => {
+                **resource_type == *resource.resource_type
+                    && ids.iter().any(|id| **id == *resource.id)
+            }
+        }
+    }
+}
+
+/// Who approved a grant and when (R12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Approving principal id.
+    pub by: Box<str>,
+    /// The capacity they approved in (`manager`, `security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Box<str>>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+}
+
+/// A role given to a principal or group within a scope (R2, R3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Stable id used in decisions and audit; defaults to `grants[N]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Box<str>>,
+    /// Subject principal (exactly one of `principal` and `group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Box<str>>,
+    /// Subject group (exactly one of `principal` and `group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Box<str>>,
+    /// Granted role.
+    pub role: Box<str>,
+    /// What the grant reaches.
+    pub scope: Scope,
+    /// R11: inert before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    /// R11: inert from this time on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+    /// R12: approvals given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// Ticket or justification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Box<str>>,
+    /// R7: non-standard access that lapses when unused.
+    #[serde(default)]
+    pub non_standard: bool,
+    /// R7: last use of a non-standard grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<Timestamp>,
+}
+
+impl Grant {
+    /// The grant's id as decisions report it: its own id or `grants[index]`.
+    pub fn display_id(&self, index: usize) -> String {
+        match &self.id {
+            Some(id) => id.to_string(),
+            None => format!("grants[{index}]"),
+        }
+    }
+}
+
+/// An explicit deny (R14). Empty selectors match everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyRule {
+    /// Unique id reported in decisions.
+    pub id: String,
+    /// Why the rule exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Principals the rule applies to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+    /// Groups whose members the rule applies to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Holders of these roles (by any grant) the rule applies to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Resource type, or `*` for every type.
+    pub resource_type: String,
+    /// Actions, or `[*]` for every action of the type.
+    pub actions: Vec<String>,
+    /// Only resources of these tenants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// Only these resource ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Only resources whose attributes have these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub when: BTreeMap<String, String>,
+}
+
+/// The wildcard accepted in deny rules' `resource_type` and `actions`.
+pub const WILDCARD: &str = "*";
+
+/// One policy test: a request and the decision it must get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTest {
+    /// Short name printed by `portcullis policy test`.
+    pub name: String,
+    /// The request (its `at` pins the time).
+    pub request: Request,
+    /// `allow` or `deny`.
+    pub expect: crate::decision::Effect,
+    /// Expected reason code, when the test pins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::decision::Reason>,
+}
+
+/// A file of policy tests (`portcullis policy test BUNDLE TESTS`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTestFile {
+    /// The cases.
+    pub tests: Vec<PolicyTest>,
+}

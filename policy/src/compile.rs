@@ -1,0 +1,463 @@
+//! The compiler: validated bundle -> [`Snapshot`], then a self-check against the reference.
+
+use crate::bundle::{Bundle, Classification, Scope, WILDCARD};
+use crate::ids::IdSpace;
+use crate::selfcheck::{self, Mismatch};
+use crate::snapshot::{
+    CDeny, CGrant, CPrincipal, CRole, CScope, CType, Entry, ReverseIndex, Snapshot, Stats, TypeDeny,
+};
+use crate::validate::{ValidationErrors, validate};
+use roaring::RoaringBitmap;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Why a bundle did not become a snapshot.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompileError {
+    /// The bundle breaks the policy's own rules.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// More principals, grants or ids than 32-bit keys can number.
+    #[error("the bundle is too large: more than 2^32 {0}")]
+    TooLarge(&'static str),
+    /// The compiled evaluator disagreed with the reference or a policy test failed.
+    #[error("self-check failed on {} request(s); first: {}", .0.len(), .0.first().map(|m| m.to_string()).unwrap_or_default())]
+    SelfCheck(Vec<Mismatch>),
+}
+
+/// How much checking the compiler does after building.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileOptions {
+    /// Generated requests run through both evaluators; `None` picks a number that keeps
+    /// the reference (which scans the whole bundle per request) to a few seconds.
+    pub self_check_samples: Option<usize>,
+    /// Seed for the generated requests.
+    pub seed: u64,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            self_check_samples: None,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Validates, compiles and self-checks `bundle` as snapshot `version`.
+///
+/// ```
+/// use portcullis_policy::{compile, parse_bundle, Format};
+/// let bundle = parse_bundle(br#"
+/// resource_types: [{name: note, actions: [read]}]
+/// roles: [{name: reader, permissions: {note: [read]}}]
+/// principals: [{id: ann}]
+/// grants: [{principal: ann, role: reader, scope: {tenant: acme}}]
+/// "#, Format::Yaml).unwrap();
+/// let snapshot = compile(&bundle, 7).unwrap();
+/// assert_eq!(snapshot.version(), 7);
+/// ```
+pub fn compile(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
+    compile_with(bundle, version, CompileOptions::default())
+}
+
+/// [`compile`] with explicit self-check options.
+pub fn compile_with(
+    bundle: &Bundle,
+    version: u64,
+    options: CompileOptions,
+) -> Result<Snapshot, CompileError> {
+    validate(bundle)?;
+    let snapshot = build(bundle, version)?;
+    let samples = options
+        .self_check_samples
+        .unwrap_or_else(|| default_samples(bundle));
+    let mismatches = selfcheck::verify(bundle, &snapshot, samples, options.seed);
+    if mismatches.is_empty() {
+        Ok(snapshot)
+    } else {
+        Err(CompileError::SelfCheck(mismatches))
+    }
+}
+
+/// About 200 million reference steps: 256 samples on small bundles, a few dozen on 10M grants.
+fn default_samples(bundle: &Bundle) -> usize {
+    let size = bundle.grants.len() + bundle.principals.len() + 1;
+    (200_000_000 / size).clamp(16, 256)
+}
+
+fn key32(n: usize, what: &'static str) -> Result<u32, CompileError> {
+    u32::try_from(n).map_err(|_| CompileError::TooLarge(what))
+}
+
+/// Builds the snapshot of an already validated bundle.
+pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
+    let mut types = Vec::with_capacity(bundle.resource_types.len());
+    let mut type_keys = FxHashMap::default();
+    for (i, t) in bundle.resource_types.iter().enumerate() {
+        let key = u16::try_from(i).map_err(|_| CompileError::TooLarge("resource types"))?;
+        type_keys.insert(Box::from(t.name.as_str()), key);
+        let ids = bundle.grants.iter().filter_map(|g| match &g.scope {
+            Scope::Resources { resource_type, ids } if **resource_type == *t.name => {
+                Some(ids.iter().map(|s| &**s))
+            }
+            _ => None,
+        });
+        let mask = |names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| t.actions.iter().position(|a| a == n))
+                .fold(0u64, |m, i| m | (1 << i))
+        };
+        types.push(CType {
+            name: Box::from(t.name.as_str()),
+            actions: t.actions.iter().map(|a| Box::from(a.as_str())).collect(),
+            public: mask(&t.public_actions),
+            critical: t.critical,
+            sensitive: t.classification == Classification::Sensitive,
+            networks: t.networks.iter().map(|n| Box::from(n.as_str())).collect(),
+            ids: IdSpace::build(ids.flatten()).ok_or(CompileError::TooLarge("resource ids"))?,
+            tenant_column: Box::from(t.tenant_column.as_str()),
+            id_column: Box::from(t.id_column.as_str()),
+        });
+    }
+
+    let mut roles = Vec::with_capacity(bundle.roles.len());
+    let mut role_keys = FxHashMap::default();
+    for (i, r) in bundle.roles.iter().enumerate() {
+        role_keys.insert(Box::from(r.name.as_str()), key32(i, "roles")?);
+        let mut perms: Vec<(u16, u64, u64)> = r
+            .permissions
+            .iter()
+            .filter_map(|(t, actions)| {
+                let key = *type_keys.get(t.as_str())?;
+                let ct = types.get(usize::from(key))?;
+                let bits = |names: &mut dyn Iterator<Item = &String>| {
+                    names
+                        .filter_map(|a| ct.action_bit(a))
+                        .fold(0u64, |m, b| m | b)
+                };
+                let allowed = bits(&mut actions.iter());
+                let dual = bits(&mut r.dual_control.iter()) & allowed;
+                Some((key, allowed, dual))
+            })
+            .collect();
+        perms.sort_unstable();
+        roles.push(CRole {
+            name: Box::from(r.name.as_str()),
+            requires_mfa: r.requires_mfa,
+            privileged: r.privileged,
+            break_glass: r.break_glass,
+            impersonation: r.impersonation,
+            perms,
+        });
+    }
+
+    let mut principal_keys = FxHashMap::default();
+    principal_keys.reserve(bundle.principals.len());
+    for (i, p) in bundle.principals.iter().enumerate() {
+        principal_keys.insert(Box::from(p.id.as_str()), key32(i, "principals")?);
+    }
+    let mut group_keys = FxHashMap::default();
+    let mut members: Vec<Vec<u32>> = Vec::with_capacity(bundle.groups.len());
+    for (i, g) in bundle.groups.iter().enumerate() {
+        group_keys.insert(g.name.as_str(), key32(i, "groups")?);
+        members.push(
+            g.members
+                .iter()
+                .filter_map(|m| principal_keys.get(m.as_str()).copied())
+                .collect(),
+        );
+    }
+
+    let tenant_names = bundle.grants.iter().filter_map(|g| match &g.scope {
+        Scope::Tenant(t) => Some(&**t),
+        _ => None,
+    });
+    let tenants = IdSpace::build(tenant_names).ok_or(CompileError::TooLarge("tenants"))?;
+
+    let s = &bundle.settings;
+    let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
+    let denies_use_roles = bundle.denies.iter().any(|d| !d.roles.is_empty());
+    let mut entries: Vec<Vec<Entry>> = vec![Vec::new(); bundle.principals.len()];
+    let mut held_roles: Vec<Vec<u32>> = vec![
+        Vec::new();
+        if denies_use_roles {
+            bundle.principals.len()
+        } else {
+            0
+        }
+    ];
+    let mut grants = Vec::with_capacity(bundle.grants.len());
+    let mut resource_sets = Vec::new();
+    let mut reverse = ReverseIndex::default();
+    let mut impersonators: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    let mut entry_count = 0usize;
+    for (i, g) in bundle.grants.iter().enumerate() {
+        let gkey = key32(i, "grants")?;
+        let role_key = role_keys
+            .get(&*g.role)
+            .copied()
+            .ok_or(CompileError::TooLarge("roles"))?;
+        let role = roles
+            .get(role_key as usize)
+            .ok_or(CompileError::TooLarge("roles"))?;
+        let (scope, scope_type) = match &g.scope {
+            Scope::All => (CScope::All, None),
+            Scope::Tenant(t) => (
+                CScope::Tenant(tenants.key(t).ok_or(CompileError::TooLarge("tenants"))?),
+                None,
+            ),
+            Scope::Resources { resource_type, ids } => {
+                let tkey = type_keys.get(&**resource_type).copied();
+                let space = tkey.and_then(|k| types.get(usize::from(k))).map(|t| &t.ids);
+                let set: RoaringBitmap = ids
+                    .iter()
+                    .filter_map(|id| space.and_then(|s| s.key(id)))
+                    .collect();
+                resource_sets.push(set);
+                (
+                    CScope::Resources(key32(resource_sets.len() - 1, "resource sets")?),
+                    tkey,
+                )
+            }
+        };
+        let principal = g
+            .principal
+            .as_ref()
+            .and_then(|p| principal_keys.get(&**p).copied());
+        let group = g
+            .group
+            .as_ref()
+            .and_then(|gr| group_keys.get(&**gr).copied());
+        let lapse_from = if g.non_standard && s.unused_access_lapse.is_some() {
+            g.last_used.or(g.not_before)
+        } else {
+            None
+        };
+        let timeless = g.not_before.is_none() && g.expires.is_none() && lapse_from.is_none();
+        let subjects: &[u32] = match (&principal, group) {
+            (Some(p), _) => std::slice::from_ref(p),
+            (None, Some(gr)) => members.get(gr as usize).map_or(&[], Vec::as_slice),
+            (None, None) => &[],
+        };
+        for &p in subjects {
+            let list = entries
+                .get_mut(p as usize)
+                .ok_or(CompileError::TooLarge("principals"))?;
+            for &(type_key, actions, dual) in &role.perms {
+                if !role.break_glass && scope_type.is_some_and(|t| t != type_key) {
+                    continue;
+                }
+                let plain = timeless
+                    && dual == 0
+                    && !role.requires_mfa
+                    && !role.privileged
+                    && !role.break_glass;
+                list.push(Entry {
+                    actions,
+                    scope,
+                    grant: gkey,
+                    type_key,
+                    break_glass: role.break_glass,
+                    plain,
+                });
+                entry_count += 1;
+            }
+            if let Some(held) = held_roles.get_mut(p as usize) {
+                held.push(role_key);
+            }
+            if role.impersonation {
+                impersonators.entry(p).or_default().push(gkey);
+            }
+            match scope {
+                _ if role.break_glass => reverse.everything.push((p, gkey)),
+                CScope::All => reverse.everything.push((p, gkey)),
+                CScope::Tenant(t) => reverse.by_tenant.entry(t).or_default().push((p, gkey)),
+                CScope::Resources(_) => reverse.by_resources.push((p, gkey)),
+            }
+        }
+        grants.push(CGrant {
+            id: g.id.clone(),
+            role: role_key,
+            group,
+            scope,
+            not_before: g.not_before,
+            expires: g.expires,
+            lapse_from,
+        });
+    }
+
+    let mut principal_groups: Vec<Vec<u32>> = vec![
+        Vec::new();
+        if denies_use_groups {
+            bundle.principals.len()
+        } else {
+            0
+        }
+    ];
+    for (gkey, list) in members.iter().enumerate() {
+        for &p in list {
+            if let Some(pg) = principal_groups.get_mut(p as usize) {
+                pg.push(key32(gkey, "groups")?);
+            }
+        }
+    }
+    let mut principals = Vec::with_capacity(bundle.principals.len());
+    for (i, (p, mut list)) in bundle.principals.iter().zip(entries).enumerate() {
+        list.sort_unstable_by_key(|e| (e.type_key, e.grant));
+        let cutoff = if p.customer {
+            s.customer_dormant_after.or(s.dormant_after)
+        } else {
+            s.dormant_after
+        };
+        let sorted = |v: Option<&mut Vec<u32>>| -> Box<[u32]> {
+            match v {
+                Some(v) => {
+                    v.sort_unstable();
+                    v.dedup();
+                    std::mem::take(v).into_boxed_slice()
+                }
+                None => Box::default(),
+            }
+        };
+        principals.push(CPrincipal {
+            id: Box::from(p.id.as_str()),
+            status: p.status,
+            shared: p.shared,
+            tenant: p.tenant.as_deref().map(Box::from),
+            dormancy: cutoff.zip(p.last_activity).map(|(c, last)| (last, c)),
+            entries: list.into_boxed_slice(),
+            groups: sorted(principal_groups.get_mut(i)),
+            roles: sorted(held_roles.get_mut(i)),
+        });
+    }
+
+    let (denies, denies_by_type) =
+        compile_denies(bundle, &types, &principal_keys, &group_keys, &role_keys);
+    let stats = Stats {
+        principals: principals.len(),
+        grants: grants.len(),
+        entries: entry_count,
+        tenants: bundle
+            .grants
+            .iter()
+            .filter_map(|g| {
+                if let Scope::Tenant(t) = &g.scope {
+                    Some(&**t)
+                } else {
+                    None
+                }
+            })
+            .collect::<FxHashSet<&str>>()
+            .len(),
+        resource_sets: resource_sets.len(),
+        denies: denies.len(),
+        approx_bytes: approx_bytes(&principals, &grants, &resource_sets, &reverse),
+    };
+    Ok(Snapshot {
+        version,
+        settings: bundle.settings.clone(),
+        types,
+        type_keys,
+        roles,
+        role_keys,
+        group_names: bundle
+            .groups
+            .iter()
+            .map(|g| Box::from(g.name.as_str()))
+            .collect(),
+        principals,
+        principal_keys,
+        tenants,
+        grants,
+        resource_sets,
+        denies,
+        denies_by_type,
+        impersonators,
+        reverse,
+        stats,
+    })
+}
+
+fn compile_denies(
+    bundle: &Bundle,
+    types: &[CType],
+    principal_keys: &FxHashMap<Box<str>, u32>,
+    group_keys: &FxHashMap<&str, u32>,
+    role_keys: &FxHashMap<Box<str>, u32>,
+) -> (Vec<CDeny>, Vec<Vec<TypeDeny>>) {
+    let mut by_type: Vec<Vec<TypeDeny>> = vec![Vec::new(); types.len()];
+    let mut denies = Vec::with_capacity(bundle.denies.len());
+    for (i, d) in bundle.denies.iter().enumerate() {
+        let Ok(deny) = u32::try_from(i) else { break };
+        for (t, list) in types.iter().zip(by_type.iter_mut()) {
+            if d.resource_type != WILDCARD && *d.resource_type != *t.name {
+                continue;
+            }
+            let actions = d.actions.iter().fold(0u64, |m, a| {
+                if a == WILDCARD {
+                    u64::MAX
+                } else {
+                    m | t.action_bit(a).unwrap_or(0)
+                }
+            });
+            if actions != 0 {
+                list.push(TypeDeny { deny, actions });
+            }
+        }
+        let keys = |names: &[String], map: &dyn Fn(&str) -> Option<u32>| -> Box<[u32]> {
+            let mut v: Vec<u32> = names.iter().filter_map(|n| map(n)).collect();
+            v.sort_unstable();
+            v.into_boxed_slice()
+        };
+        denies.push(CDeny {
+            id: Box::from(d.id.as_str()),
+            everyone: d.principals.is_empty() && d.groups.is_empty() && d.roles.is_empty(),
+            principals: d
+                .principals
+                .iter()
+                .filter_map(|p| principal_keys.get(p.as_str()).copied())
+                .collect(),
+            groups: keys(&d.groups, &|g| group_keys.get(g).copied()),
+            roles: keys(&d.roles, &|r| role_keys.get(r).copied()),
+            tenants: d.tenants.iter().map(|t| Box::from(t.as_str())).collect(),
+            resources: d.resources.iter().map(|r| Box::from(r.as_str())).collect(),
+            when: d
+                .when
+                .iter()
+                .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+                .collect(),
+        });
+    }
+    (denies, by_type)
+}
+
+fn approx_bytes(
+    principals: &[CPrincipal],
+    grants: &[CGrant],
+    sets: &[RoaringBitmap],
+    reverse: &ReverseIndex,
+) -> usize {
+    use std::mem::size_of;
+    let per_principal: usize = principals
+        .iter()
+        .map(|p| {
+            size_of::<CPrincipal>()
+                + p.id.len() * 2
+                + 48
+                + p.entries.len() * size_of::<Entry>()
+                + (p.groups.len() + p.roles.len()) * 4
+        })
+        .sum();
+    let grant_bytes = grants.len() * size_of::<CGrant>()
+        + grants
+            .iter()
+            .filter_map(|g| g.id.as_ref())
+            .map(|id| id.len())
+            .sum::<usize>();
+    let set_bytes: usize = sets.iter().map(|s| s.serialized_size()).sum();
+    let pairs = reverse.everything.len()
+        + reverse.by_resources.len()
+        + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
+    per_principal + grant_bytes + set_bytes + pairs * 8
+}

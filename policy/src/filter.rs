@@ -1,0 +1,545 @@
+//! Row filters (R17): for (principal, action, type, session), exactly the rows `check` allows,
+//! as id sets (roaring bitmaps) and as a SQL predicate with bind parameters.
+
+use crate::bundle::Scope;
+use crate::decision::{Flags, Reason};
+use crate::eval::{Coverage, Prelude, Subject, Tracer};
+use crate::ids::IdSpace;
+use crate::overlay::Overlay;
+use crate::request::{Resource, Session};
+use crate::snapshot::{CScope, CType, Snapshot};
+use crate::time::Timestamp;
+use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A set of tenant or resource ids: interned keys plus names the snapshot never saw
+/// (ids named only by overlay grants). INVARIANT: a name is in `names` only if its id
+/// space gives it no key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdSet {
+    /// Keys in the snapshot's id space (the ids themselves when the space is numeric).
+    pub keys: RoaringBitmap,
+    /// Ids without a key.
+    pub names: BTreeSet<String>,
+}
+
+impl IdSet {
+    fn one(space: &IdSpace, id: &str) -> IdSet {
+        let mut set = IdSet::default();
+        set.insert(space, id);
+        set
+    }
+
+    fn insert(&mut self, space: &IdSpace, id: &str) {
+        match space.key(id) {
+            Some(k) => {
+                self.keys.insert(k);
+            }
+            None => {
+                self.names.insert(id.to_owned());
+            }
+        }
+    }
+
+    fn union_with(&mut self, other: &IdSet) {
+        self.keys |= &other.keys;
+        self.names.extend(other.names.iter().cloned());
+    }
+
+    fn intersect(&self, other: &IdSet) -> IdSet {
+        IdSet {
+            keys: &self.keys & &other.keys,
+            names: self.names.intersection(&other.names).cloned().collect(),
+        }
+    }
+
+    fn contains(&self, space: &IdSpace, id: &str) -> bool {
+        match space.key(id) {
+            Some(k) => self.keys.contains(k),
+            None => self.names.contains(id),
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.names.is_empty()
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> u64 {
+        self.keys.len() + self.names.len() as u64
+    }
+
+    fn external(&self, space: &IdSpace) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .keys
+            .iter()
+            .filter_map(|k| space.name(k).map(|n| n.into_owned()))
+            .collect();
+        out.extend(self.names.iter().cloned());
+        out
+    }
+}
+
+/// What one grant reaches, normalized for set algebra.
+#[derive(Debug, Clone)]
+enum Reach {
+    All,
+    Tenants(IdSet),
+    Resources(IdSet),
+    /// Rows of these tenants with these ids.
+    Pair(IdSet, IdSet),
+}
+
+/// Rows a principal may see: the union of its terms, minus the exclusions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// Every row (before exclusions).
+    pub all: bool,
+    /// Rows whose tenant is in this set.
+    pub tenants: IdSet,
+    /// Rows whose id is in this set.
+    pub resources: IdSet,
+    /// Rows whose tenant is in the first set and id in the second (from dual control, R13).
+    pub pairs: Vec<(IdSet, IdSet)>,
+}
+
+/// A deny rule (R14) restricted to rows: rows matching every present condition are removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exclusion {
+    /// Deny rule id.
+    pub rule: String,
+    /// Tenants it applies to (empty: any).
+    pub tenants: BTreeSet<String>,
+    /// Resource ids it applies to (empty: any).
+    pub resources: BTreeSet<String>,
+    /// Attribute values it applies to.
+    pub when: BTreeMap<String, String>,
+}
+
+/// The answer to "which rows may this principal see?".
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowFilter {
+    /// No row. `reason` says why when it is not simply "no grant".
+    None {
+        /// Why, as a reason code.
+        reason: Reason,
+    },
+    /// Some rows (possibly every row minus exclusions).
+    Rows {
+        /// Rows allowed.
+        rows: Rows,
+        /// Rows removed by deny rules.
+        exclusions: Vec<Exclusion>,
+        /// Snapshot version.
+        version: u64,
+        /// Resource type key.
+        type_key: u16,
+    },
+}
+
+/// Bind parameter of a SQL predicate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum SqlParam {
+    /// A text array (`= ANY($n)`).
+    TextArray(Vec<String>),
+    /// One text value.
+    Text(String),
+}
+
+/// A SQL boolean expression over the type's tenant and id columns, with `$n` parameters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SqlPredicate {
+    /// The expression, e.g. `("tenant_id" = ANY($1) OR "id" = ANY($2))`.
+    pub sql: String,
+    /// Parameters in order.
+    pub params: Vec<SqlParam>,
+}
+
+impl Snapshot {
+    /// R17: the rows of `resource_type` that `principal` may `action`, under `session` at `now`.
+    ///
+    /// A row is allowed exactly when `check` on it allows (tested against the evaluator).
+    pub fn filter_rows(
+        &self,
+        principal: &str,
+        action: &str,
+        resource_type: &str,
+        session: &Session,
+        now: Timestamp,
+        overlay: &Overlay,
+    ) -> RowFilter {
+        let tracer = &mut Tracer::off();
+        let none = |reason| RowFilter::None { reason };
+        let (type_key, ctype, bit) = match self.resolve(resource_type, action, tracer) {
+            Ok(t) => t,
+            Err(r) => return none(r),
+        };
+        let mut flags = Flags::default();
+        let prelude = match self.prelude(
+            principal, ctype, bit, session, overlay, now, &mut flags, tracer,
+        ) {
+            Ok(p) => p,
+            Err(r) => return none(r),
+        };
+        let (subjects, rows) = match prelude {
+            Prelude::Public(p) => (
+                [p, None],
+                Rows {
+                    all: true,
+                    ..Rows::default()
+                },
+            ),
+            Prelude::Principal(s) => {
+                let subjects = [Some(s.effective), s.impersonating.then_some(s.actor)];
+                (
+                    subjects,
+                    self.granted_rows(&s, type_key, bit, session, now, overlay),
+                )
+            }
+        };
+        let mut exclusions = Vec::new();
+        for td in self
+            .denies_by_type
+            .get(usize::from(type_key))
+            .into_iter()
+            .flatten()
+        {
+            let Some(rule) = self.denies.get(td.deny as usize) else {
+                continue;
+            };
+            if td.actions & bit == 0 || !self.deny_subject_matches(rule, &subjects, overlay) {
+                continue;
+            }
+            if rule.tenants.is_empty() && rule.resources.is_empty() && rule.when.is_empty() {
+                return none(Reason::ExplicitDeny);
+            }
+            exclusions.push(Exclusion {
+                rule: rule.id.to_string(),
+                tenants: rule.tenants.iter().map(|t| t.to_string()).collect(),
+                resources: rule.resources.iter().map(|t| t.to_string()).collect(),
+                when: rule
+                    .when
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            });
+        }
+        if !rows.all
+            && rows.tenants.is_empty()
+            && rows.resources.is_empty()
+            && rows.pairs.is_empty()
+        {
+            return none(Reason::NoMatchingGrant);
+        }
+        RowFilter::Rows {
+            rows,
+            exclusions,
+            version: self.version,
+            type_key,
+        }
+    }
+
+    fn granted_rows(
+        &self,
+        s: &Subject<'_>,
+        type_key: u16,
+        bit: u64,
+        session: &Session,
+        now: Timestamp,
+        overlay: &Overlay,
+    ) -> Rows {
+        let mut rows = Rows::default();
+        let mut co_signer: Option<Vec<Reach>> = None;
+        let ctype = self.types.get(usize::from(type_key));
+        let admit =
+            |rows: &mut Rows, reach: Reach, dual: bool, co_signer: &mut Option<Vec<Reach>>| {
+                if !dual {
+                    return add(rows, reach);
+                }
+                let cover = co_signer.get_or_insert_with(|| {
+                    let mut reaches = Vec::new();
+                    self.co_signer_covers(
+                        session.co_signer.as_deref(),
+                        s,
+                        type_key,
+                        bit,
+                        overlay,
+                        now,
+                        |c| {
+                            if let Some(ctype) = ctype {
+                                reaches.push(match c {
+                                    Coverage::Compiled(scope) => self.reach(scope),
+                                    Coverage::Overlay(scope) => {
+                                        overlay_reach(scope, &self.tenants, ctype)
+                                    }
+                                });
+                            }
+                            false
+                        },
+                    );
+                    reaches
+                });
+                for c in cover.iter() {
+                    add(rows, intersect(&reach, c));
+                }
+            };
+        for e in s.effective_p.entries_for(type_key) {
+            if e.actions & bit == 0 {
+                continue;
+            }
+            if e.plain {
+                add(&mut rows, self.reach(e.scope));
+                continue;
+            }
+            let Some(view) = self.grant_view(e.grant, type_key, bit) else {
+                continue;
+            };
+            if let Ok(dual) = self.stages(&view, e.break_glass, session, s, now) {
+                let reach = if e.break_glass {
+                    Reach::All
+                } else {
+                    self.reach(e.scope)
+                };
+                admit(&mut rows, reach, dual, &mut co_signer);
+            }
+        }
+        for t in overlay.temporary_for(&s.effective_p.id) {
+            let (Some((view, bg)), Some(ctype)) = (self.temporary_view(t, type_key, bit), ctype)
+            else {
+                continue;
+            };
+            if let Ok(dual) = self.stages(&view, bg, session, s, now) {
+                let reach = if bg {
+                    Reach::All
+                } else {
+                    overlay_reach(&t.scope, &self.tenants, ctype)
+                };
+                admit(&mut rows, reach, dual, &mut co_signer);
+            }
+        }
+        rows
+    }
+
+    fn reach(&self, scope: CScope) -> Reach {
+        match scope {
+            CScope::All => Reach::All,
+            CScope::Tenant(t) => {
+                let mut set = IdSet::default();
+                set.keys.insert(t);
+                Reach::Tenants(set)
+            }
+            CScope::Resources(i) => Reach::Resources(IdSet {
+                keys: self
+                    .resource_sets
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                names: BTreeSet::new(),
+            }),
+        }
+    }
+}
+
+/// What an overlay grant's scope reaches among rows of `ctype`.
+fn overlay_reach(scope: &Scope, tenants: &IdSpace, ctype: &CType) -> Reach {
+    match scope {
+        Scope::All => Reach::All,
+        Scope::Tenant(t) => Reach::Tenants(IdSet::one(tenants, t)),
+        Scope::Resources {
+            resource_type,
+            ids: list,
+        } => {
+            let mut set = IdSet::default();
+            if **resource_type == *ctype.name {
+                for id in list {
+                    set.insert(&ctype.ids, id);
+                }
+            }
+            Reach::Resources(set)
+        }
+    }
+}
+
+fn add(rows: &mut Rows, reach: Reach) {
+    match reach {
+        Reach::All => rows.all = true,
+        Reach::Tenants(t) => rows.tenants.union_with(&t),
+        Reach::Resources(r) => rows.resources.union_with(&r),
+        Reach::Pair(t, r) if !t.is_empty() && !r.is_empty() => rows.pairs.push((t, r)),
+        Reach::Pair(..) => {}
+    }
+}
+
+/// A ∩ B for two reaches; a tenant set meeting a resource set becomes a pair term.
+fn intersect(a: &Reach, b: &Reach) -> Reach {
+    match (a, b) {
+        (Reach::All, x) | (x, Reach::All) => x.clone(),
+        (Reach::Tenants(x), Reach::Tenants(y)) => Reach::Tenants(x.intersect(y)),
+        (Reach::Resources(x), Reach::Resources(y)) => Reach::Resources(x.intersect(y)),
+        (Reach::Tenants(t), Reach::Resources(r)) | (Reach::Resources(r), Reach::Tenants(t)) => {
+            Reach::Pair(t.clone(), r.clone())
+        }
+        (Reach::Pair(t, r), Reach::Tenants(x)) | (Reach::Tenants(x), Reach::Pair(t, r)) => {
+            Reach::Pair(t.intersect(x), r.clone())
+        }
+        (Reach::Pair(t, r), Reach::Resources(x)) | (Reach::Resources(x), Reach::Pair(t, r)) => {
+            Reach::Pair(t.clone(), r.intersect(x))
+        }
+        (Reach::Pair(t, r), Reach::Pair(u, q)) => Reach::Pair(t.intersect(u), r.intersect(q)),
+    }
+}
+
+impl RowFilter {
+    /// Whether `row` passes the filter: the same answer `check` gives for it (R17).
+    /// Fails closed (false) when `snapshot` is not the one that built the filter.
+    pub fn allows(&self, snapshot: &Snapshot, row: &Resource) -> bool {
+        let RowFilter::Rows {
+            rows,
+            exclusions,
+            version,
+            type_key,
+        } = self
+        else {
+            return false;
+        };
+        let Some(ctype) = snapshot.types.get(usize::from(*type_key)) else {
+            return false;
+        };
+        if *version != snapshot.version || *ctype.name != *row.resource_type {
+            return false;
+        }
+        let tenant_in = |set: &IdSet| {
+            row.tenant
+                .as_deref()
+                .is_some_and(|t| set.contains(&snapshot.tenants, t))
+        };
+        let id_in = |set: &IdSet| set.contains(&ctype.ids, &row.id);
+        let granted = rows.all
+            || tenant_in(&rows.tenants)
+            || id_in(&rows.resources)
+            || rows.pairs.iter().any(|(t, r)| tenant_in(t) && id_in(r));
+        granted
+            && !exclusions.iter().any(|x| {
+                (x.tenants.is_empty() || row.tenant.as_ref().is_some_and(|t| x.tenants.contains(t)))
+                    && (x.resources.is_empty() || x.resources.contains(&row.id))
+                    && x.when.iter().all(|(k, v)| row.attributes.get(k) == Some(v))
+            })
+    }
+
+    /// Allowed resource ids as a portable roaring bitmap, when the type's ids are numeric
+    /// and no tenant, pair or `all` term needs the database to decide.
+    pub fn resource_bitmap(&self, snapshot: &Snapshot) -> Option<&RoaringBitmap> {
+        let RowFilter::Rows { rows, type_key, .. } = self else {
+            return None;
+        };
+        let numeric = snapshot.types.get(usize::from(*type_key))?.ids.is_numeric();
+        (numeric && rows.resources.names.is_empty()).then_some(&rows.resources.keys)
+    }
+
+    /// Allowed tenant ids and resource ids, as the bundle spells them.
+    pub fn id_lists(&self, snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+        match self {
+            RowFilter::Rows { rows, type_key, .. } => {
+                match snapshot.types.get(usize::from(*type_key)) {
+                    Some(ctype) => (
+                        rows.tenants.external(&snapshot.tenants),
+                        rows.resources.external(&ctype.ids),
+                    ),
+                    None => (Vec::new(), Vec::new()),
+                }
+            }
+            RowFilter::None { .. } => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// The filter as a SQL predicate over the type's `tenant_column` and `id_column`
+    /// (and attribute columns named by deny rules), with `$n` bind parameters.
+    /// `None` means the filter was not built by `snapshot`.
+    pub fn to_sql(&self, snapshot: &Snapshot) -> Option<SqlPredicate> {
+        let RowFilter::Rows {
+            rows,
+            exclusions,
+            version,
+            type_key,
+        } = self
+        else {
+            return Some(SqlPredicate {
+                sql: "FALSE".to_owned(),
+                params: Vec::new(),
+            });
+        };
+        let ctype = snapshot
+            .types
+            .get(usize::from(*type_key))
+            .filter(|_| *version == snapshot.version)?;
+        let tc = quote_ident(&ctype.tenant_column);
+        let ic = quote_ident(&ctype.id_column);
+        let mut params = Vec::new();
+        let mut bind = |p: SqlParam| {
+            params.push(p);
+            format!("${}", params.len())
+        };
+        let mut terms = Vec::new();
+        if rows.all {
+            terms.push("TRUE".to_owned());
+        }
+        if !rows.tenants.is_empty() {
+            terms.push(format!(
+                "{tc} = ANY({})",
+                bind(SqlParam::TextArray(
+                    rows.tenants.external(&snapshot.tenants)
+                ))
+            ));
+        }
+        if !rows.resources.is_empty() {
+            terms.push(format!(
+                "{ic} = ANY({})",
+                bind(SqlParam::TextArray(rows.resources.external(&ctype.ids)))
+            ));
+        }
+        for (t, r) in &rows.pairs {
+            let tp = bind(SqlParam::TextArray(t.external(&snapshot.tenants)));
+            let rp = bind(SqlParam::TextArray(r.external(&ctype.ids)));
+            terms.push(format!("({tc} = ANY({tp}) AND {ic} = ANY({rp}))"));
+        }
+        let mut sql = if terms.is_empty() {
+            "FALSE".to_owned()
+        } else {
+            format!("({})", terms.join(" OR "))
+        };
+        for x in exclusions {
+            let mut conds = Vec::new();
+            if !x.tenants.is_empty() {
+                conds.push(format!(
+                    "{tc} = ANY({})",
+                    bind(SqlParam::TextArray(x.tenants.iter().cloned().collect()))
+                ));
+            }
+            if !x.resources.is_empty() {
+                conds.push(format!(
+                    "{ic} = ANY({})",
+                    bind(SqlParam::TextArray(x.resources.iter().cloned().collect()))
+                ));
+            }
+            for (k, v) in &x.when {
+                conds.push(format!(
+                    "{} = {}",
+                    quote_ident(k),
+                    bind(SqlParam::Text(v.clone()))
+                ));
+            }
+            sql.push_str(&format!(
+                " AND NOT COALESCE(({}), FALSE)",
+                conds.join(" AND ")
+            ));
+        }
+        Some(SqlPredicate { sql, params })
+    }
+}
+
+/// Quotes a SQL identifier (`"a""b"`), so names from the bundle cannot inject SQL.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,238 @@
+//! The compiled snapshot: an immutable, interned, indexed form of a bundle that answers
+//! checks by touching one principal's few entries, never the whole policy.
+
+use crate::bundle::{AccountStatus, Settings};
+use crate::decision::RuleRef;
+use crate::ids::IdSpace;
+use crate::time::{Seconds, Timestamp};
+use roaring::RoaringBitmap;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::borrow::Cow;
+
+/// A compiled, immutable policy snapshot. Build one with [`crate::compile`].
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) version: u64,
+    pub(crate) settings: Settings,
+    pub(crate) types: Vec<CType>,
+    pub(crate) type_keys: FxHashMap<Box<str>, u16>,
+    pub(crate) roles: Vec<CRole>,
+    pub(crate) role_keys: FxHashMap<Box<str>, u32>,
+    pub(crate) group_names: Vec<Box<str>>,
+    pub(crate) principals: Vec<CPrincipal>,
+    pub(crate) principal_keys: FxHashMap<Box<str>, u32>,
+    pub(crate) tenants: IdSpace,
+    pub(crate) grants: Vec<CGrant>,
+    /// INVARIANT: `CScope::Resources(i)` always has `i < resource_sets.len()`.
+    pub(crate) resource_sets: Vec<RoaringBitmap>,
+    pub(crate) denies: Vec<CDeny>,
+    /// Per type key: the deny rules that can apply to it, in bundle order.
+    pub(crate) denies_by_type: Vec<Vec<TypeDeny>>,
+    /// Principal key -> grants of impersonation roles (R16).
+    pub(crate) impersonators: FxHashMap<u32, Vec<u32>>,
+    pub(crate) reverse: ReverseIndex,
+    pub(crate) stats: Stats,
+}
+
+/// A resource type with its actions as bit positions.
+#[derive(Debug)]
+pub(crate) struct CType {
+    pub name: Box<str>,
+    /// INVARIANT: at most 64 actions; action `i` is bit `1 << i`.
+    pub actions: Vec<Box<str>>,
+    pub public: u64,
+    pub critical: bool,
+    pub sensitive: bool,
+    pub networks: Vec<Box<str>>,
+    pub ids: IdSpace,
+    pub tenant_column: Box<str>,
+    pub id_column: Box<str>,
+}
+
+impl CType {
+    /// Bit of `action`, if the type defines it.
+    #[inline]
+    pub fn action_bit(&self, action: &str) -> Option<u64> {
+        self.actions
+            .iter()
+            .position(|a| **a == *action)
+            .map(|i| 1u64 << i)
+    }
+}
+
+/// A role with its permissions per type.
+#[derive(Debug)]
+pub(crate) struct CRole {
+    pub name: Box<str>,
+    pub requires_mfa: bool,
+    pub privileged: bool,
+    pub break_glass: bool,
+    pub impersonation: bool,
+    /// (type key, allowed actions, dual-control actions), sorted by type key.
+    pub perms: Vec<(u16, u64, u64)>,
+}
+
+impl CRole {
+    /// (allowed, dual-control) action masks on a type.
+    pub fn masks(&self, type_key: u16) -> (u64, u64) {
+        self.perms
+            .iter()
+            .find(|(t, _, _)| *t == type_key)
+            .map_or((0, 0), |(_, a, d)| (*a, *d))
+    }
+}
+
+/// A principal with its flattened grants.
+#[derive(Debug)]
+pub(crate) struct CPrincipal {
+    pub id: Box<str>,
+    pub status: AccountStatus,
+    pub shared: bool,
+    pub tenant: Option<Box<str>>,
+    /// R7: (last activity, cut-off) when dormancy applies.
+    pub dormancy: Option<(Timestamp, Seconds)>,
+    /// INVARIANT: sorted by (type key, grant index).
+    pub entries: Box<[Entry]>,
+    /// Group keys, kept only when some deny rule selects by group.
+    pub groups: Box<[u32]>,
+    /// Role keys held by any grant, kept only when some deny rule selects by role.
+    pub roles: Box<[u32]>,
+}
+
+impl CPrincipal {
+    /// The entries on one resource type.
+    #[inline]
+    pub fn entries_for(&self, type_key: u16) -> &[Entry] {
+        let start = self.entries.partition_point(|e| e.type_key < type_key);
+        let rest = self.entries.get(start..).unwrap_or(&[]);
+        let len = rest.partition_point(|e| e.type_key == type_key);
+        rest.get(..len).unwrap_or(&[])
+    }
+}
+
+/// One grant as it applies to one principal and one resource type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub actions: u64,
+    pub scope: CScope,
+    pub grant: u32,
+    pub type_key: u16,
+    /// Emergency-only grant: scope ignored, reason required (R15).
+    pub break_glass: bool,
+    /// No window, lapse, MFA, elevation or dual control: allows on sight.
+    pub plain: bool,
+}
+
+/// A grant's scope with ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CScope {
+    All,
+    /// Key in `Snapshot::tenants`.
+    Tenant(u32),
+    /// Index in `Snapshot::resource_sets`.
+    Resources(u32),
+}
+
+/// A bundle grant's conditions and provenance.
+#[derive(Debug)]
+pub(crate) struct CGrant {
+    pub id: Option<Box<str>>,
+    pub role: u32,
+    pub group: Option<u32>,
+    pub scope: CScope,
+    pub not_before: Option<Timestamp>,
+    pub expires: Option<Timestamp>,
+    /// R7: when lapse applies, the time of last use it counts from.
+    pub lapse_from: Option<Timestamp>,
+}
+
+/// An explicit deny rule (R14) with its selectors interned.
+#[derive(Debug)]
+pub(crate) struct CDeny {
+    pub id: Box<str>,
+    pub everyone: bool,
+    pub principals: FxHashSet<u32>,
+    pub groups: Box<[u32]>,
+    pub roles: Box<[u32]>,
+    pub tenants: FxHashSet<Box<str>>,
+    pub resources: FxHashSet<Box<str>>,
+    pub when: Box<[(Box<str>, Box<str>)]>,
+}
+
+/// A deny rule's action mask on one type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TypeDeny {
+    pub deny: u32,
+    pub actions: u64,
+}
+
+/// "Who can reach this?" indexes for access reviews (A2).
+#[derive(Debug, Default)]
+pub(crate) struct ReverseIndex {
+    /// Tenant key -> (principal, grant) pairs with that tenant scope.
+    pub by_tenant: FxHashMap<u32, Vec<(u32, u32)>>,
+    /// (principal, grant) pairs scoped to everything, or emergency grants.
+    pub everything: Vec<(u32, u32)>,
+    /// (principal, grant) pairs scoped to resource lists.
+    pub by_resources: Vec<(u32, u32)>,
+}
+
+/// Sizes of a compiled snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Principals.
+    pub principals: usize,
+    /// Bundle grants.
+    pub grants: usize,
+    /// Flattened (principal, type) entries.
+    pub entries: usize,
+    /// Distinct tenants named by grants.
+    pub tenants: usize,
+    /// Resource-id bitmaps.
+    pub resource_sets: usize,
+    /// Explicit deny rules.
+    pub denies: usize,
+    /// Approximate heap bytes held by the snapshot's indexes.
+    pub approx_bytes: usize,
+}
+
+impl Snapshot {
+    /// The version this snapshot was compiled as.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Sizes and an estimate of memory held.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The organisation's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The id of a rule as decisions and audit records name it.
+    pub fn rule_name<'a>(&'a self, rule: &'a RuleRef) -> Cow<'a, str> {
+        match rule {
+            RuleRef::Grant(i) => match self.grants.get(*i as usize).and_then(|g| g.id.as_deref()) {
+                Some(id) => Cow::Borrowed(id),
+                None => Cow::Owned(format!("grants[{i}]")),
+            },
+            RuleRef::Deny(i) => match self.denies.get(*i as usize) {
+                Some(d) => Cow::Borrowed(&*d.id),
+                None => Cow::Owned(format!("denies[{i}]")),
+            },
+            RuleRef::Temporary(id) => Cow::Borrowed(&**id),
+        }
+    }
+
+    pub(crate) fn principal(&self, id: &str) -> Option<(u32, &CPrincipal)> {
+        let key = *self.principal_keys.get(id)?;
+        Some((key, self.principals.get(key as usize)?))
+    }
+
+    pub(crate) fn role_name(&self, key: u32) -> &str {
+        self.roles.get(key as usize).map_or("?", |r| &r.name)
+    }
+}

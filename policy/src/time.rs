@@ -1,0 +1,128 @@
+//! Timestamps and durations as the bundle writes them (RFC 3339, `15m`) and as the engine uses them (seconds).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch (UTC). The engine's only notion of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current wall-clock time, truncated to seconds.
+    pub fn now() -> Self {
+        let secs = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        Timestamp(secs)
+    }
+
+    /// Parses an RFC 3339 UTC time such as `2026-11-23T10:00:00Z`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = humantime::parse_rfc3339_weak(text.trim())
+            .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
+        let d = t
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| format!("`{text}` is before 1970"))?;
+        i64::try_from(d.as_secs())
+            .map(Timestamp)
+            .map_err(|_| format!("`{text}` is out of range"))
+    }
+
+    /// True when more than `limit` seconds separate `earlier` from `self`.
+    pub fn exceeds(self, earlier: Timestamp, limit: Seconds) -> bool {
+        self.0.saturating_sub(earlier.0) > limit.0
+    }
+
+    /// `self + d`, saturating at the ends of time.
+    pub fn plus(self, d: Seconds) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.0))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match u64::try_from(self.0) {
+            Ok(secs) => {
+                let t = UNIX_EPOCH + Duration::from_secs(secs);
+                write!(f, "{}", humantime::format_rfc3339_seconds(t))
+            }
+            Err(_) => write!(f, "@{}", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A length of time in whole seconds, written `15m`, `3h`, `90d` in bundles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Seconds(pub i64);
+
+impl Seconds {
+    /// Parses a human duration such as `15m`, `1h 30m` or `90days`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let d = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("`{text}` is not a duration (try `15m`, `3h`, `90d`): {e}"))?;
+        i64::try_from(d.as_secs())
+            .map(Seconds)
+            .map_err(|_| format!("`{text}` is too long"))
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = u64::try_from(self.0).unwrap_or(0);
+        write!(
+            f,
+            "{}",
+            humantime::format_duration(Duration::from_secs(secs))
+        )
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Seconds::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_round_trip() {
+        let t = Timestamp::parse("2026-11-23T10:00:00Z").unwrap();
+        assert_eq!(t.to_string(), "2026-11-23T10:00:00Z");
+        assert_eq!(Seconds::parse("15m").unwrap(), Seconds(900));
+        assert_eq!(Seconds::parse("90days").unwrap(), Seconds(90 * 86_400));
+        assert!(Timestamp::parse("yesterday").is_err());
+        assert!(Seconds::parse("soon").is_err());
+    }
+
+    #[test]
+    fn exceeds_is_strict_and_saturates() {
+        let t = Timestamp(1_000);
+        assert!(!t.exceeds(Timestamp(100), Seconds(900)));
+        assert!(t.exceeds(Timestamp(99), Seconds(900)));
+        assert!(Timestamp(i64::MAX).exceeds(Timestamp(i64::MIN), Seconds(0)));
+    }
+}
