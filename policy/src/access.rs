@@ -3,7 +3,6 @@
 
 use crate::bundle::AccountStatus;
 use crate::decision::RuleRef;
-use crate::overlay::Overlay;
 use crate::request::Resource;
 use crate::snapshot::{CScope, Entry, Snapshot};
 use crate::time::Timestamp;
@@ -70,12 +69,7 @@ pub enum Target<'a> {
 
 impl Snapshot {
     /// A2: every (principal, grant) that lets someone do `action` on `resource_type` at `target`.
-    pub fn list_subjects(
-        &self,
-        action: &str,
-        resource_type: &str,
-        target: Target<'_>,
-    ) -> Vec<AccessPath> {
+    pub fn list_subjects(&self, action: &str, resource_type: &str, target: Target<'_>) -> Vec<AccessPath> {
         let Some(&type_key) = self.type_keys.get(resource_type) else {
             return Vec::new();
         };
@@ -95,11 +89,7 @@ impl Snapshot {
             .and_then(|t| self.reverse.by_tenant.get(&t))
             .into_iter()
             .flatten();
-        let by_res = self
-            .reverse
-            .by_resources
-            .iter()
-            .filter(|_| res_key.is_some());
+        let by_res = self.reverse.by_resources.iter().filter(|_| res_key.is_some());
         let probe = Resource {
             resource_type: resource_type.to_owned(),
             id: res_id.unwrap_or_default().to_owned(),
@@ -107,13 +97,7 @@ impl Snapshot {
             attributes: Default::default(),
         };
         let mut out = Vec::new();
-        for &(p, g) in self
-            .reverse
-            .everything
-            .iter()
-            .chain(by_tenant)
-            .chain(by_res)
-        {
+        for &(p, g) in self.reverse.everything.iter().chain(by_tenant).chain(by_res) {
             let Some(principal) = self.principals.get(p as usize) else {
                 continue;
             };
@@ -143,27 +127,15 @@ impl Snapshot {
         p.entries.iter().map(|e| self.path(key, e)).collect()
     }
 
-    fn deny_for(
-        &self,
-        type_key: u16,
-        bit: u64,
-        principal: u32,
-        probe: &Resource,
-    ) -> Option<String> {
+    fn deny_for(&self, type_key: u16, bit: u64, principal: u32, probe: &Resource) -> Option<String> {
         let list = self.denies_by_type.get(usize::from(type_key))?;
-        list.iter()
-            .filter(|td| td.actions & bit != 0)
-            .find_map(|td| {
-                let rule = self.denies.get(td.deny as usize)?;
-                let applies = self.deny_subject_matches(rule, &[Some(principal)], Overlay::empty())
-                    && (rule.tenants.is_empty()
-                        || probe
-                            .tenant
-                            .as_deref()
-                            .is_some_and(|t| rule.tenants.contains(t)))
-                    && (rule.resources.is_empty() || rule.resources.contains(probe.id.as_str()));
-                applies.then(|| self.rule_name(&RuleRef::Deny(td.deny)).into_owned())
-            })
+        list.iter().filter(|td| td.actions & bit != 0).find_map(|td| {
+            let rule = self.denies.get(td.deny as usize)?;
+            let applies = self.deny_subject_matches(rule, &[Some(principal)])
+                && (rule.tenants.is_empty() || probe.tenant.as_deref().is_some_and(|t| rule.tenants.contains(t)))
+                && (rule.resources.is_empty() || rule.resources.contains(probe.id.as_str()));
+            applies.then(|| self.rule_name(&RuleRef::Deny(td.deny)).into_owned())
+        })
     }
 
     fn path(&self, principal: u32, e: &Entry) -> AccessPath {

@@ -252,9 +252,9 @@ pub struct Principal {
     pub duplicate_exception: bool,
 }
 
-/// What a grant reaches (R3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// What a grant reaches (R3). Written `all`, `{tenant: acme}` or
+/// `{resources: {type: study, ids: [s1, s2]}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Everything the role's permissions name.
     All,
@@ -263,11 +263,79 @@ pub enum Scope {
     /// Listed resources of one type.
     Resources {
         /// Resource type of the ids.
-        #[serde(rename = "type")]
         resource_type: Box<str>,
         /// Resource ids.
         ids: Vec<Box<str>>,
     },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceList {
+    #[serde(rename = "type")]
+    resource_type: Box<str>,
+    ids: Vec<Box<str>>,
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Scope::All => s.serialize_str("all"),
+            Scope::Tenant(t) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("tenant", t)?;
+                m.end()
+            }
+            Scope::Resources { resource_type, ids } => {
+                let mut m = s.serialize_map(Some(1))?;
+                let list = ResourceList {
+                    resource_type: resource_type.clone(),
+                    ids: ids.clone(),
+                };
+                m.serialize_entry("resources", &list)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScopeVisitor;
+        impl<'de> serde::de::Visitor<'de> for ScopeVisitor {
+            type Value = Scope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`all`, `{tenant: ID}` or `{resources: {type: TYPE, ids: [...]}}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scope, E> {
+                match v {
+                    "all" => Ok(Scope::All),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scope, A::Error> {
+                use serde::de::Error;
+                let key: String = map.next_key()?.ok_or_else(|| A::Error::custom("empty scope"))?;
+                let scope = match key.as_str() {
+                    "tenant" => Scope::Tenant(map.next_value()?),
+                    "resources" => {
+                        let list: ResourceList = map.next_value()?;
+                        Scope::Resources {
+                            resource_type: list.resource_type,
+                            ids: list.ids,
+                        }
+                    }
+                    other => return Err(A::Error::unknown_field(other, &["tenant", "resources"])),
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(A::Error::custom(format!("a scope has one key; `{extra}` is extra")));
+                }
+                Ok(scope)
+            }
+        }
+        d.deserialize_any(ScopeVisitor)
+    }
 }
 
 impl Scope {
@@ -277,8 +345,7 @@ impl Scope {
             Scope::All => true,
             Scope::Tenant(t) => resource.tenant.as_deref() == Some(&**t),
             Scope::Resources { resource_type, ids } => {
-                **resource_type == *resource.resource_type
-                    && ids.iter().any(|id| **id == *resource.id)
+                **resource_type == *resource.resource_type && ids.iter().any(|id| **id == *resource.id)
             }
         }
     }
@@ -360,9 +427,6 @@ pub struct DenyRule {
     /// Groups whose members the rule applies to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    /// Holders of these roles (by any grant) the rule applies to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<String>,
     /// Resource type, or `*` for every type.
     pub resource_type: String,
     /// Actions, or `[*]` for every action of the type.

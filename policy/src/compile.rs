@@ -61,16 +61,10 @@ pub fn compile(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> 
 }
 
 /// [`compile`] with explicit self-check options.
-pub fn compile_with(
-    bundle: &Bundle,
-    version: u64,
-    options: CompileOptions,
-) -> Result<Snapshot, CompileError> {
+pub fn compile_with(bundle: &Bundle, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
     validate(bundle)?;
     let snapshot = build(bundle, version)?;
-    let samples = options
-        .self_check_samples
-        .unwrap_or_else(|| default_samples(bundle));
+    let samples = options.self_check_samples.unwrap_or_else(|| default_samples(bundle));
     let mismatches = selfcheck::verify(bundle, &snapshot, samples, options.seed);
     if mismatches.is_empty() {
         Ok(snapshot)
@@ -97,9 +91,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         let key = u16::try_from(i).map_err(|_| CompileError::TooLarge("resource types"))?;
         type_keys.insert(Box::from(t.name.as_str()), key);
         let ids = bundle.grants.iter().filter_map(|g| match &g.scope {
-            Scope::Resources { resource_type, ids } if **resource_type == *t.name => {
-                Some(ids.iter().map(|s| &**s))
-            }
+            Scope::Resources { resource_type, ids } if **resource_type == *t.name => Some(ids.iter().map(|s| &**s)),
             _ => None,
         });
         let mask = |names: &[String]| {
@@ -132,9 +124,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 let key = *type_keys.get(t.as_str())?;
                 let ct = types.get(usize::from(key))?;
                 let bits = |names: &mut dyn Iterator<Item = &String>| {
-                    names
-                        .filter_map(|a| ct.action_bit(a))
-                        .fold(0u64, |m, b| m | b)
+                    names.filter_map(|a| ct.action_bit(a)).fold(0u64, |m, b| m | b)
                 };
                 let allowed = bits(&mut actions.iter());
                 let dual = bits(&mut r.dual_control.iter()) & allowed;
@@ -177,16 +167,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
 
     let s = &bundle.settings;
     let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
-    let denies_use_roles = bundle.denies.iter().any(|d| !d.roles.is_empty());
     let mut entries: Vec<Vec<Entry>> = vec![Vec::new(); bundle.principals.len()];
-    let mut held_roles: Vec<Vec<u32>> = vec![
-        Vec::new();
-        if denies_use_roles {
-            bundle.principals.len()
-        } else {
-            0
-        }
-    ];
     let mut grants = Vec::with_capacity(bundle.grants.len());
     let mut resource_sets = Vec::new();
     let mut reverse = ReverseIndex::default();
@@ -198,9 +179,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             .get(&*g.role)
             .copied()
             .ok_or(CompileError::TooLarge("roles"))?;
-        let role = roles
-            .get(role_key as usize)
-            .ok_or(CompileError::TooLarge("roles"))?;
+        let role = roles.get(role_key as usize).ok_or(CompileError::TooLarge("roles"))?;
         let (scope, scope_type) = match &g.scope {
             Scope::All => (CScope::All, None),
             Scope::Tenant(t) => (
@@ -210,10 +189,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             Scope::Resources { resource_type, ids } => {
                 let tkey = type_keys.get(&**resource_type).copied();
                 let space = tkey.and_then(|k| types.get(usize::from(k))).map(|t| &t.ids);
-                let set: RoaringBitmap = ids
-                    .iter()
-                    .filter_map(|id| space.and_then(|s| s.key(id)))
-                    .collect();
+                let set: RoaringBitmap = ids.iter().filter_map(|id| space.and_then(|s| s.key(id))).collect();
                 resource_sets.push(set);
                 (
                     CScope::Resources(key32(resource_sets.len() - 1, "resource sets")?),
@@ -221,14 +197,8 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 )
             }
         };
-        let principal = g
-            .principal
-            .as_ref()
-            .and_then(|p| principal_keys.get(&**p).copied());
-        let group = g
-            .group
-            .as_ref()
-            .and_then(|gr| group_keys.get(&**gr).copied());
+        let principal = g.principal.as_ref().and_then(|p| principal_keys.get(&**p).copied());
+        let group = g.group.as_ref().and_then(|gr| group_keys.get(&**gr).copied());
         let lapse_from = if g.non_standard && s.unused_access_lapse.is_some() {
             g.last_used.or(g.not_before)
         } else {
@@ -248,11 +218,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 if !role.break_glass && scope_type.is_some_and(|t| t != type_key) {
                     continue;
                 }
-                let plain = timeless
-                    && dual == 0
-                    && !role.requires_mfa
-                    && !role.privileged
-                    && !role.break_glass;
+                let plain = timeless && dual == 0 && !role.requires_mfa && !role.privileged && !role.break_glass;
                 list.push(Entry {
                     actions,
                     scope,
@@ -262,9 +228,6 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                     plain,
                 });
                 entry_count += 1;
-            }
-            if let Some(held) = held_roles.get_mut(p as usize) {
-                held.push(role_key);
             }
             if role.impersonation {
                 impersonators.entry(p).or_default().push(gkey);
@@ -287,14 +250,8 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         });
     }
 
-    let mut principal_groups: Vec<Vec<u32>> = vec![
-        Vec::new();
-        if denies_use_groups {
-            bundle.principals.len()
-        } else {
-            0
-        }
-    ];
+    let mut principal_groups: Vec<Vec<u32>> =
+        vec![Vec::new(); if denies_use_groups { bundle.principals.len() } else { 0 }];
     for (gkey, list) in members.iter().enumerate() {
         for &p in list {
             if let Some(pg) = principal_groups.get_mut(p as usize) {
@@ -328,12 +285,10 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             dormancy: cutoff.zip(p.last_activity).map(|(c, last)| (last, c)),
             entries: list.into_boxed_slice(),
             groups: sorted(principal_groups.get_mut(i)),
-            roles: sorted(held_roles.get_mut(i)),
         });
     }
 
-    let (denies, denies_by_type) =
-        compile_denies(bundle, &types, &principal_keys, &group_keys, &role_keys);
+    let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys);
     let stats = Stats {
         principals: principals.len(),
         grants: grants.len(),
@@ -361,11 +316,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         type_keys,
         roles,
         role_keys,
-        group_names: bundle
-            .groups
-            .iter()
-            .map(|g| Box::from(g.name.as_str()))
-            .collect(),
+        group_names: bundle.groups.iter().map(|g| Box::from(g.name.as_str())).collect(),
         principals,
         principal_keys,
         tenants,
@@ -384,7 +335,6 @@ fn compile_denies(
     types: &[CType],
     principal_keys: &FxHashMap<Box<str>, u32>,
     group_keys: &FxHashMap<&str, u32>,
-    role_keys: &FxHashMap<Box<str>, u32>,
 ) -> (Vec<CDeny>, Vec<Vec<TypeDeny>>) {
     let mut by_type: Vec<Vec<TypeDeny>> = vec![Vec::new(); types.len()];
     let mut denies = Vec::with_capacity(bundle.denies.len());
@@ -412,14 +362,13 @@ fn compile_denies(
         };
         denies.push(CDeny {
             id: Box::from(d.id.as_str()),
-            everyone: d.principals.is_empty() && d.groups.is_empty() && d.roles.is_empty(),
+            everyone: d.principals.is_empty() && d.groups.is_empty(),
             principals: d
                 .principals
                 .iter()
                 .filter_map(|p| principal_keys.get(p.as_str()).copied())
                 .collect(),
             groups: keys(&d.groups, &|g| group_keys.get(g).copied()),
-            roles: keys(&d.roles, &|r| role_keys.get(r).copied()),
             tenants: d.tenants.iter().map(|t| Box::from(t.as_str())).collect(),
             resources: d.resources.iter().map(|r| Box::from(r.as_str())).collect(),
             when: d
@@ -432,21 +381,12 @@ fn compile_denies(
     (denies, by_type)
 }
 
-fn approx_bytes(
-    principals: &[CPrincipal],
-    grants: &[CGrant],
-    sets: &[RoaringBitmap],
-    reverse: &ReverseIndex,
-) -> usize {
+fn approx_bytes(principals: &[CPrincipal], grants: &[CGrant], sets: &[RoaringBitmap], reverse: &ReverseIndex) -> usize {
     use std::mem::size_of;
     let per_principal: usize = principals
         .iter()
         .map(|p| {
-            size_of::<CPrincipal>()
-                + p.id.len() * 2
-                + 48
-                + p.entries.len() * size_of::<Entry>()
-                + (p.groups.len() + p.roles.len()) * 4
+            size_of::<CPrincipal>() + p.id.len() * 2 + 48 + p.entries.len() * size_of::<Entry>() + p.groups.len() * 4
         })
         .sum();
     let grant_bytes = grants.len() * size_of::<CGrant>()
@@ -456,8 +396,7 @@ fn approx_bytes(
             .map(|id| id.len())
             .sum::<usize>();
     let set_bytes: usize = sets.iter().map(|s| s.serialized_size()).sum();
-    let pairs = reverse.everything.len()
-        + reverse.by_resources.len()
-        + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
+    let pairs =
+        reverse.everything.len() + reverse.by_resources.len() + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
     per_principal + grant_bytes + set_bytes + pairs * 8
 }

@@ -59,13 +59,7 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn offer(
-        &mut self,
-        outcome: Result<(), Reason>,
-        break_glass: bool,
-        order: u64,
-        rule: impl FnOnce() -> RuleRef,
-    ) {
+    fn offer(&mut self, outcome: Result<(), Reason>, break_glass: bool, order: u64, rule: impl FnOnce() -> RuleRef) {
         match outcome {
             Ok(()) => {
                 if self
@@ -128,13 +122,7 @@ impl Snapshot {
 
     fn decide(&self, req: &Request, overlay: &Overlay, tracer: &mut Tracer) -> Decision {
         let mut flags = Flags::default();
-        let outcome = self.outcome(
-            req,
-            overlay,
-            req.at.unwrap_or_else(Timestamp::now),
-            &mut flags,
-            tracer,
-        );
+        let outcome = self.outcome(req, overlay, req.at.unwrap_or_else(Timestamp::now), &mut flags, tracer);
         let (effect, (reason, rule)) = match outcome {
             Ok(allow) => (Effect::Allow, allow),
             Err(deny) => (Effect::Deny, deny),
@@ -162,53 +150,25 @@ impl Snapshot {
         let (type_key, ctype, bit) = self
             .resolve(&req.resource.resource_type, &req.action, tracer)
             .map_err(|r| (r, None))?;
-        let subject = match self.prelude(
-            &req.principal,
-            ctype,
-            bit,
-            &req.session,
-            overlay,
-            now,
-            flags,
-            tracer,
-        ) {
+        let subject = match self.prelude(&req.principal, ctype, bit, &req.session, overlay, now, flags, tracer) {
             Err(reason) => return Err((reason, None)),
             Ok(Prelude::Public(principal)) => {
-                if let Some(d) =
-                    self.first_deny(type_key, bit, &[principal], &req.resource, overlay)
-                {
-                    tracer.note(|| {
-                        format!(
-                            "R14: deny rule `{}` matches",
-                            self.rule_name(&RuleRef::Deny(d))
-                        )
-                    });
+                if let Some(d) = self.first_deny(type_key, bit, &[principal], &req.resource) {
+                    tracer.note(|| format!("R14: deny rule `{}` matches", self.rule_name(&RuleRef::Deny(d))));
                     return Err((Reason::ExplicitDeny, Some(RuleRef::Deny(d))));
                 }
                 return Ok((Reason::PublicResource, None));
             }
             Ok(Prelude::Principal(s)) => s,
         };
-        let subjects = [
-            Some(subject.effective),
-            subject.impersonating.then_some(subject.actor),
-        ];
-        if let Some(d) = self.first_deny(type_key, bit, &subjects, &req.resource, overlay) {
-            tracer.note(|| {
-                format!(
-                    "R14: deny rule `{}` matches",
-                    self.rule_name(&RuleRef::Deny(d))
-                )
-            });
+        let subjects = [Some(subject.effective), subject.impersonating.then_some(subject.actor)];
+        if let Some(d) = self.first_deny(type_key, bit, &subjects, &req.resource) {
+            tracer.note(|| format!("R14: deny rule `{}` matches", self.rule_name(&RuleRef::Deny(d))));
             return Err((Reason::ExplicitDeny, Some(RuleRef::Deny(d))));
         }
         tracer.note(|| "R14: no deny rule matches".to_owned());
 
-        let tenant = req
-            .resource
-            .tenant
-            .as_deref()
-            .and_then(|t| self.tenants.key(t));
+        let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
         let res = ctype.ids.key(&req.resource.id);
         let mut verdict = Verdict::default();
         let mut co_signer: Option<bool> = None;
@@ -217,12 +177,7 @@ impl Snapshot {
                 continue;
             }
             if e.plain {
-                tracer.note(|| {
-                    format!(
-                        "R2: grant `{}` allows",
-                        self.rule_name(&RuleRef::Grant(e.grant))
-                    )
-                });
+                tracer.note(|| format!("R2: grant `{}` allows", self.rule_name(&RuleRef::Grant(e.grant))));
                 return Ok((Reason::Granted, Some(RuleRef::Grant(e.grant))));
             }
             let Some(view) = self.grant_view(e.grant, type_key, bit) else {
@@ -243,16 +198,10 @@ impl Snapshot {
             if outcome.is_ok() && !e.break_glass {
                 return Ok((Reason::Granted, Some(RuleRef::Grant(e.grant))));
             }
-            verdict.offer(outcome, e.break_glass, u64::from(e.grant), || {
-                RuleRef::Grant(e.grant)
-            });
+            verdict.offer(outcome, e.break_glass, u64::from(e.grant), || RuleRef::Grant(e.grant));
         }
         let base = self.grants.len() as u64;
-        for (i, t) in overlay
-            .temporary_for(&subject.effective_p.id)
-            .iter()
-            .enumerate()
-        {
+        for (i, t) in overlay.temporary_for(&subject.effective_p.id).iter().enumerate() {
             let Some((view, role_bg)) = self.temporary_view(t, type_key, bit) else {
                 continue;
             };
@@ -273,14 +222,7 @@ impl Snapshot {
             Verdict {
                 allow: Some((bg, _, rule)),
                 ..
-            } => Ok((
-                if bg {
-                    Reason::BreakGlass
-                } else {
-                    Reason::Granted
-                },
-                Some(rule),
-            )),
+            } => Ok((if bg { Reason::BreakGlass } else { Reason::Granted }, Some(rule))),
             Verdict {
                 deny: Some((_, _, reason, rule)),
                 ..
@@ -341,9 +283,7 @@ impl Snapshot {
             None => None,
             Some(id) => {
                 let Some((tk, tp)) = self.principal(id).filter(|_| !id.is_empty()) else {
-                    tracer.note(|| {
-                        format!("R1: impersonated principal `{id}` is not in the snapshot")
-                    });
+                    tracer.note(|| format!("R1: impersonated principal `{id}` is not in the snapshot"));
                     return Err(Reason::UnknownPrincipal);
                 };
                 self.account(tp, overlay, now, tracer)?;
@@ -354,9 +294,7 @@ impl Snapshot {
         if let Some(idle) = s.idle_timeout
             && sess.last_activity.is_none_or(|t| now.exceeds(t, idle))
         {
-            tracer.note(|| {
-                format!("R9: session idle for more than {idle} (or no activity reported)")
-            });
+            tracer.note(|| format!("R9: session idle for more than {idle} (or no activity reported)"));
             return Err(Reason::SessionIdle);
         }
         if let Some(max) = s.max_session_age
@@ -368,12 +306,7 @@ impl Snapshot {
         let mfa = sess.has_second_factor(s.sms_acceptable);
         if let Some((_, tp)) = target {
             if !self.may_impersonate(actor_key, tp, overlay, now) {
-                tracer.note(|| {
-                    format!(
-                        "R16: `{principal}` holds no impersonation grant covering `{}`",
-                        tp.id
-                    )
-                });
+                tracer.note(|| format!("R16: `{principal}` holds no impersonation grant covering `{}`", tp.id));
                 return Err(Reason::ImpersonationNotAllowed);
             }
             if !mfa {
@@ -394,21 +327,11 @@ impl Snapshot {
                 .as_deref()
                 .is_some_and(|n| ctype.networks.iter().any(|x| **x == *n))
         {
-            tracer.note(|| {
-                format!(
-                    "R18: network {:?} is not allowed for `{}`",
-                    sess.network, ctype.name
-                )
-            });
+            tracer.note(|| format!("R18: network {:?} is not allowed for `{}`", sess.network, ctype.name));
             return Err(Reason::NetworkNotAllowed);
         }
         if ctype.critical && !mfa {
-            tracer.note(|| {
-                format!(
-                    "R8: `{}` is critical and the session has no second factor",
-                    ctype.name
-                )
-            });
+            tracer.note(|| format!("R8: `{}` is critical and the session has no second factor", ctype.name));
             return Err(Reason::MfaRequired);
         }
         tracer.note(|| "account, session, network and MFA checks pass".to_owned());
@@ -452,28 +375,16 @@ impl Snapshot {
     }
 
     /// R16: an impersonation grant of `actor`, usable now, whose scope covers the target's tenant.
-    fn may_impersonate(
-        &self,
-        actor: u32,
-        target: &CPrincipal,
-        overlay: &Overlay,
-        now: Timestamp,
-    ) -> bool {
+    fn may_impersonate(&self, actor: u32, target: &CPrincipal, overlay: &Overlay, now: Timestamp) -> bool {
         let from_bundle = self.impersonators.get(&actor).is_some_and(|grants| {
-            grants
-                .iter()
-                .filter_map(|&g| self.grants.get(g as usize))
-                .any(|g| {
-                    usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok()
-                        && match g.scope {
-                            CScope::All => true,
-                            CScope::Tenant(t) => {
-                                target.tenant.as_deref().and_then(|n| self.tenants.key(n))
-                                    == Some(t)
-                            }
-                            CScope::Resources(_) => false,
-                        }
-                })
+            grants.iter().filter_map(|&g| self.grants.get(g as usize)).any(|g| {
+                usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok()
+                    && match g.scope {
+                        CScope::All => true,
+                        CScope::Tenant(t) => target.tenant.as_deref().and_then(|n| self.tenants.key(n)) == Some(t),
+                        CScope::Resources(_) => false,
+                    }
+            })
         });
         let actor_id = self.principals.get(actor as usize).map_or("", |p| &p.id);
         from_bundle
@@ -491,20 +402,13 @@ impl Snapshot {
             })
     }
 
-    pub(crate) fn scope_covers(
-        &self,
-        scope: CScope,
-        tenant: Option<u32>,
-        res: Option<u32>,
-    ) -> bool {
+    pub(crate) fn scope_covers(&self, scope: CScope, tenant: Option<u32>, res: Option<u32>) -> bool {
         match scope {
             CScope::All => true,
             CScope::Tenant(t) => tenant == Some(t),
-            CScope::Resources(s) => res.is_some_and(|r| {
-                self.resource_sets
-                    .get(s as usize)
-                    .is_some_and(|set| set.contains(r))
-            }),
+            CScope::Resources(s) => {
+                res.is_some_and(|r| self.resource_sets.get(s as usize).is_some_and(|set| set.contains(r)))
+            }
         }
     }
 
@@ -521,15 +425,8 @@ impl Snapshot {
     }
 
     /// An overlay grant's conditions, if its role exists and allows the action on the type.
-    pub(crate) fn temporary_view(
-        &self,
-        t: &TemporaryGrant,
-        type_key: u16,
-        bit: u64,
-    ) -> Option<(GrantView<'_>, bool)> {
-        let role = self
-            .roles
-            .get(*self.role_keys.get(t.role.as_str())? as usize)?;
+    pub(crate) fn temporary_view(&self, t: &TemporaryGrant, type_key: u16, bit: u64) -> Option<(GrantView<'_>, bool)> {
+        let role = self.roles.get(*self.role_keys.get(t.role.as_str())? as usize)?;
         let (allowed, dual) = role.masks(type_key);
         if allowed & bit == 0 {
             return None;
@@ -585,11 +482,7 @@ impl Snapshot {
         overlay: &Overlay,
         now: Timestamp,
     ) -> bool {
-        let tenant = req
-            .resource
-            .tenant
-            .as_deref()
-            .and_then(|t| self.tenants.key(t));
+        let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
         let res = ctype.ids.key(&req.resource.id);
         self.co_signer_covers(
             req.session.co_signer.as_deref(),
@@ -617,13 +510,10 @@ impl Snapshot {
         now: Timestamp,
         mut covers: impl FnMut(Coverage<'_>) -> bool,
     ) -> bool {
-        let Some((ck, cp)) = co_signer.and_then(|c| self.principal(c).filter(|_| !c.is_empty()))
-        else {
+        let Some((ck, cp)) = co_signer.and_then(|c| self.principal(c).filter(|_| !c.is_empty())) else {
             return false;
         };
-        if ck == subject.actor
-            || ck == subject.effective
-            || self.account(cp, overlay, now, &mut Tracer::off()).is_err()
+        if ck == subject.actor || ck == subject.effective || self.account(cp, overlay, now, &mut Tracer::off()).is_err()
         {
             return false;
         }
@@ -632,9 +522,10 @@ impl Snapshot {
             if e.break_glass || e.actions & bit == 0 {
                 continue;
             }
-            let usable_now = self.grants.get(e.grant as usize).is_some_and(|g| {
-                usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok()
-            });
+            let usable_now = self
+                .grants
+                .get(e.grant as usize)
+                .is_some_and(|g| usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok());
             if usable_now && covers(Coverage::Compiled(e.scope)) {
                 any = true;
             }
@@ -651,26 +542,15 @@ impl Snapshot {
     }
 
     /// R14: the first deny rule on this type and action matching any subject (`None` = anonymous) and the resource.
-    fn first_deny(
-        &self,
-        type_key: u16,
-        bit: u64,
-        subjects: &[Option<u32>],
-        res: &Resource,
-        overlay: &Overlay,
-    ) -> Option<u32> {
+    fn first_deny(&self, type_key: u16, bit: u64, subjects: &[Option<u32>], res: &Resource) -> Option<u32> {
         let list = self.denies_by_type.get(usize::from(type_key))?;
         list.iter()
             .filter(|td| td.actions & bit != 0)
             .map(|td| td.deny)
             .find(|&d| {
                 self.denies.get(d as usize).is_some_and(|rule| {
-                    self.deny_subject_matches(rule, subjects, overlay)
-                        && (rule.tenants.is_empty()
-                            || res
-                                .tenant
-                                .as_deref()
-                                .is_some_and(|t| rule.tenants.contains(t)))
+                    self.deny_subject_matches(rule, subjects)
+                        && (rule.tenants.is_empty() || res.tenant.as_deref().is_some_and(|t| rule.tenants.contains(t)))
                         && (rule.resources.is_empty() || rule.resources.contains(res.id.as_str()))
                         && rule
                             .when
@@ -680,29 +560,13 @@ impl Snapshot {
             })
     }
 
-    pub(crate) fn deny_subject_matches(
-        &self,
-        rule: &crate::snapshot::CDeny,
-        subjects: &[Option<u32>],
-        overlay: &Overlay,
-    ) -> bool {
+    pub(crate) fn deny_subject_matches(&self, rule: &crate::snapshot::CDeny, subjects: &[Option<u32>]) -> bool {
         rule.everyone
             || subjects.iter().flatten().any(|&k| {
                 let Some(p) = self.principals.get(k as usize) else {
                     return false;
                 };
-                rule.principals.contains(&k)
-                    || rule
-                        .groups
-                        .iter()
-                        .any(|g| p.groups.binary_search(g).is_ok())
-                    || rule.roles.iter().any(|r| p.roles.binary_search(r).is_ok())
-                    || (!rule.roles.is_empty()
-                        && overlay.temporary_for(&p.id).iter().any(|t| {
-                            self.role_keys
-                                .get(t.role.as_str())
-                                .is_some_and(|r| rule.roles.binary_search(r).is_ok())
-                        }))
+                rule.principals.contains(&k) || rule.groups.iter().any(|g| p.groups.binary_search(g).is_ok())
             })
     }
 }

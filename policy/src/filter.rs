@@ -177,9 +177,7 @@ impl Snapshot {
             Err(r) => return none(r),
         };
         let mut flags = Flags::default();
-        let prelude = match self.prelude(
-            principal, ctype, bit, session, overlay, now, &mut flags, tracer,
-        ) {
+        let prelude = match self.prelude(principal, ctype, bit, session, overlay, now, &mut flags, tracer) {
             Ok(p) => p,
             Err(r) => return none(r),
         };
@@ -193,23 +191,15 @@ impl Snapshot {
             ),
             Prelude::Principal(s) => {
                 let subjects = [Some(s.effective), s.impersonating.then_some(s.actor)];
-                (
-                    subjects,
-                    self.granted_rows(&s, type_key, bit, session, now, overlay),
-                )
+                (subjects, self.granted_rows(&s, type_key, bit, session, now, overlay))
             }
         };
         let mut exclusions = Vec::new();
-        for td in self
-            .denies_by_type
-            .get(usize::from(type_key))
-            .into_iter()
-            .flatten()
-        {
+        for td in self.denies_by_type.get(usize::from(type_key)).into_iter().flatten() {
             let Some(rule) = self.denies.get(td.deny as usize) else {
                 continue;
             };
-            if td.actions & bit == 0 || !self.deny_subject_matches(rule, &subjects, overlay) {
+            if td.actions & bit == 0 || !self.deny_subject_matches(rule, &subjects) {
                 continue;
             }
             if rule.tenants.is_empty() && rule.resources.is_empty() && rule.when.is_empty() {
@@ -219,18 +209,10 @@ impl Snapshot {
                 rule: rule.id.to_string(),
                 tenants: rule.tenants.iter().map(|t| t.to_string()).collect(),
                 resources: rule.resources.iter().map(|t| t.to_string()).collect(),
-                when: rule
-                    .when
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                when: rule.when.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             });
         }
-        if !rows.all
-            && rows.tenants.is_empty()
-            && rows.resources.is_empty()
-            && rows.pairs.is_empty()
-        {
+        if !rows.all && rows.tenants.is_empty() && rows.resources.is_empty() && rows.pairs.is_empty() {
             return none(Reason::NoMatchingGrant);
         }
         RowFilter::Rows {
@@ -253,38 +235,27 @@ impl Snapshot {
         let mut rows = Rows::default();
         let mut co_signer: Option<Vec<Reach>> = None;
         let ctype = self.types.get(usize::from(type_key));
-        let admit =
-            |rows: &mut Rows, reach: Reach, dual: bool, co_signer: &mut Option<Vec<Reach>>| {
-                if !dual {
-                    return add(rows, reach);
-                }
-                let cover = co_signer.get_or_insert_with(|| {
-                    let mut reaches = Vec::new();
-                    self.co_signer_covers(
-                        session.co_signer.as_deref(),
-                        s,
-                        type_key,
-                        bit,
-                        overlay,
-                        now,
-                        |c| {
-                            if let Some(ctype) = ctype {
-                                reaches.push(match c {
-                                    Coverage::Compiled(scope) => self.reach(scope),
-                                    Coverage::Overlay(scope) => {
-                                        overlay_reach(scope, &self.tenants, ctype)
-                                    }
-                                });
-                            }
-                            false
-                        },
-                    );
-                    reaches
+        let admit = |rows: &mut Rows, reach: Reach, dual: bool, co_signer: &mut Option<Vec<Reach>>| {
+            if !dual {
+                return add(rows, reach);
+            }
+            let cover = co_signer.get_or_insert_with(|| {
+                let mut reaches = Vec::new();
+                self.co_signer_covers(session.co_signer.as_deref(), s, type_key, bit, overlay, now, |c| {
+                    if let Some(ctype) = ctype {
+                        reaches.push(match c {
+                            Coverage::Compiled(scope) => self.reach(scope),
+                            Coverage::Overlay(scope) => overlay_reach(scope, &self.tenants, ctype),
+                        });
+                    }
+                    false
                 });
-                for c in cover.iter() {
-                    add(rows, intersect(&reach, c));
-                }
-            };
+                reaches
+            });
+            for c in cover.iter() {
+                add(rows, intersect(&reach, c));
+            }
+        };
         for e in s.effective_p.entries_for(type_key) {
             if e.actions & bit == 0 {
                 continue;
@@ -297,17 +268,12 @@ impl Snapshot {
                 continue;
             };
             if let Ok(dual) = self.stages(&view, e.break_glass, session, s, now) {
-                let reach = if e.break_glass {
-                    Reach::All
-                } else {
-                    self.reach(e.scope)
-                };
+                let reach = if e.break_glass { Reach::All } else { self.reach(e.scope) };
                 admit(&mut rows, reach, dual, &mut co_signer);
             }
         }
         for t in overlay.temporary_for(&s.effective_p.id) {
-            let (Some((view, bg)), Some(ctype)) = (self.temporary_view(t, type_key, bit), ctype)
-            else {
+            let (Some((view, bg)), Some(ctype)) = (self.temporary_view(t, type_key, bit), ctype) else {
                 continue;
             };
             if let Ok(dual) = self.stages(&view, bg, session, s, now) {
@@ -331,11 +297,7 @@ impl Snapshot {
                 Reach::Tenants(set)
             }
             CScope::Resources(i) => Reach::Resources(IdSet {
-                keys: self
-                    .resource_sets
-                    .get(i as usize)
-                    .cloned()
-                    .unwrap_or_default(),
+                keys: self.resource_sets.get(i as usize).cloned().unwrap_or_default(),
                 names: BTreeSet::new(),
             }),
         }
@@ -441,15 +403,13 @@ impl RowFilter {
     /// Allowed tenant ids and resource ids, as the bundle spells them.
     pub fn id_lists(&self, snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
         match self {
-            RowFilter::Rows { rows, type_key, .. } => {
-                match snapshot.types.get(usize::from(*type_key)) {
-                    Some(ctype) => (
-                        rows.tenants.external(&snapshot.tenants),
-                        rows.resources.external(&ctype.ids),
-                    ),
-                    None => (Vec::new(), Vec::new()),
-                }
-            }
+            RowFilter::Rows { rows, type_key, .. } => match snapshot.types.get(usize::from(*type_key)) {
+                Some(ctype) => (
+                    rows.tenants.external(&snapshot.tenants),
+                    rows.resources.external(&ctype.ids),
+                ),
+                None => (Vec::new(), Vec::new()),
+            },
             RowFilter::None { .. } => (Vec::new(), Vec::new()),
         }
     }
@@ -488,9 +448,7 @@ impl RowFilter {
         if !rows.tenants.is_empty() {
             terms.push(format!(
                 "{tc} = ANY({})",
-                bind(SqlParam::TextArray(
-                    rows.tenants.external(&snapshot.tenants)
-                ))
+                bind(SqlParam::TextArray(rows.tenants.external(&snapshot.tenants)))
             ));
         }
         if !rows.resources.is_empty() {
@@ -524,16 +482,9 @@ impl RowFilter {
                 ));
             }
             for (k, v) in &x.when {
-                conds.push(format!(
-                    "{} = {}",
-                    quote_ident(k),
-                    bind(SqlParam::Text(v.clone()))
-                ));
+                conds.push(format!("{} = {}", quote_ident(k), bind(SqlParam::Text(v.clone()))));
             }
-            sql.push_str(&format!(
-                " AND NOT COALESCE(({}), FALSE)",
-                conds.join(" AND ")
-            ));
+            sql.push_str(&format!(" AND NOT COALESCE(({}), FALSE)", conds.join(" AND ")));
         }
         Some(SqlPredicate { sql, params })
     }

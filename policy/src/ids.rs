@@ -24,11 +24,7 @@ pub enum IdSpace {
 /// Reads a canonical decimal `u32` (`0`, `17`; not `017`, `+1`, ` 1`).
 pub fn canonical_u32(id: &str) -> Option<u32> {
     let b = id.as_bytes();
-    if b.is_empty()
-        || b.len() > 10
-        || (b.len() > 1 && b.first() == Some(&b'0'))
-        || !b.iter().all(u8::is_ascii_digit)
-    {
+    if b.is_empty() || b.len() > 10 || (b.len() > 1 && b.first() == Some(&b'0')) || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
     id.parse().ok()

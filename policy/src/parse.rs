@@ -53,15 +53,25 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, ParseEr
             column: Some(e.column()),
             message: e.to_string(),
         }),
-        Format::Yaml => serde_yaml::from_slice(bytes).map_err(|e| {
-            let loc = e.location();
-            ParseError {
-                format,
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                message: e.to_string(),
+        Format::Yaml => serde_yaml::from_slice(bytes).or_else(|direct| {
+            // Merge keys (`<<: *anchor`) need a pass over the whole tree; only pay for it when used.
+            if !bytes.windows(3).any(|w| w == b"<<:") {
+                return Err(yaml_error(direct));
             }
+            let mut value: serde_yaml::Value = serde_yaml::from_slice(bytes).map_err(yaml_error)?;
+            value.apply_merge().map_err(yaml_error)?;
+            T::deserialize(value).map_err(yaml_error)
         }),
+    }
+}
+
+fn yaml_error(e: serde_yaml::Error) -> ParseError {
+    let loc = e.location();
+    ParseError {
+        format: Format::Yaml,
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        message: e.to_string(),
     }
 }
 
@@ -97,12 +107,10 @@ mod tests {
     fn alias_bombs_are_refused() {
         let mut doc = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
         for i in 0..12 {
-            let prev = if i == 0 {
-                "a".to_string()
-            } else {
-                format!("l{}", i - 1)
-            };
-            doc.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            doc.push_str(&format!(
+                "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
         }
         assert!(parse_bundle(doc.as_bytes(), Format::Yaml).is_err());
     }

@@ -67,13 +67,7 @@ pub fn check(bundle: &Bundle, overlay: &Overlay, request: &Request, version: u64
 
 type Outcome = Result<(Reason, Option<RuleRef>), (Reason, Option<RuleRef>)>;
 
-fn decide(
-    bundle: &Bundle,
-    overlay: &Overlay,
-    req: &Request,
-    now: Timestamp,
-    flags: &mut Flags,
-) -> Outcome {
+fn decide(bundle: &Bundle, overlay: &Overlay, req: &Request, now: Timestamp, flags: &mut Flags) -> Outcome {
     let deny = |reason| Err((reason, None));
     let s = &bundle.settings;
     let Some(rtype) = bundle
@@ -89,7 +83,7 @@ fn decide(
     let actor = find_principal(bundle, &req.principal);
     if rtype.public_actions.contains(&req.action) {
         let subjects: Vec<&Principal> = actor.into_iter().collect();
-        if let Some(d) = first_deny(bundle, overlay, req, &subjects) {
+        if let Some(d) = first_deny(bundle, req, &subjects) {
             return Err((Reason::ExplicitDeny, Some(RuleRef::Deny(d))));
         }
         return Ok((Reason::PublicResource, None));
@@ -146,12 +140,7 @@ fn decide(
     if effective.shared && rtype.classification == crate::bundle::Classification::Sensitive {
         return deny(Reason::SharedAccountSensitive);
     }
-    if !rtype.networks.is_empty()
-        && !sess
-            .network
-            .as_ref()
-            .is_some_and(|n| rtype.networks.contains(n))
-    {
+    if !rtype.networks.is_empty() && !sess.network.as_ref().is_some_and(|n| rtype.networks.contains(n)) {
         return deny(Reason::NetworkNotAllowed);
     }
     if rtype.critical && !mfa {
@@ -161,16 +150,14 @@ fn decide(
     if target.is_some() {
         subjects.push(actor);
     }
-    if let Some(d) = first_deny(bundle, overlay, req, &subjects) {
+    if let Some(d) = first_deny(bundle, req, &subjects) {
         return Err((Reason::ExplicitDeny, Some(RuleRef::Deny(d))));
     }
 
     let mut allowed: Option<(bool, usize, RuleRef)> = None;
     let mut denied: Option<(u8, usize, Reason, RuleRef)> = None;
     for g in grants_of(bundle, overlay, &effective.id) {
-        if !role_allows(g.role, rtype, &req.action)
-            || !(g.role.break_glass || g.scope.covers(&req.resource))
-        {
+        if !role_allows(g.role, rtype, &req.action) || !(g.role.break_glass || g.scope.covers(&req.resource)) {
             continue;
         }
         match stages(
@@ -203,14 +190,7 @@ fn decide(
         }
     }
     match (allowed, denied) {
-        (Some((bg, _, rule)), _) => Ok((
-            if bg {
-                Reason::BreakGlass
-            } else {
-                Reason::Granted
-            },
-            Some(rule),
-        )),
+        (Some((bg, _, rule)), _) => Ok((if bg { Reason::BreakGlass } else { Reason::Granted }, Some(rule))),
         (None, Some((_, _, reason, rule))) => Err((reason, Some(rule))),
         (None, None) => deny(Reason::NoMatchingGrant),
     }
@@ -249,9 +229,7 @@ fn stages(
     }
     if g.role.dual_control.contains(&req.action) {
         let ok = req.session.co_signer.as_deref().is_some_and(|c| {
-            c != actor.id
-                && c != effective.id
-                && co_signer_authorized(bundle, overlay, req, rtype, c, now)
+            c != actor.id && c != effective.id && co_signer_authorized(bundle, overlay, req, rtype, c, now)
         });
         if !ok {
             return Err(Reason::DualControlRequired);
@@ -290,10 +268,7 @@ fn usable_at(bundle: &Bundle, g: &AnyGrant<'_>, now: Timestamp) -> Result<(), Re
         return Err(Reason::GrantExpired);
     }
     if g.non_standard
-        && let (Some(lapse), Some(since)) = (
-            bundle.settings.unused_access_lapse,
-            g.last_used.or(g.not_before),
-        )
+        && let (Some(lapse), Some(since)) = (bundle.settings.unused_access_lapse, g.last_used.or(g.not_before))
         && now.exceeds(since, lapse)
     {
         return Err(Reason::GrantLapsed);
@@ -315,12 +290,7 @@ fn find_principal<'a>(bundle: &'a Bundle, id: &str) -> Option<&'a Principal> {
 }
 
 /// R6, R7: why an account cannot act at all, if it cannot.
-fn account_problem(
-    bundle: &Bundle,
-    overlay: &Overlay,
-    p: &Principal,
-    now: Timestamp,
-) -> Option<Reason> {
+fn account_problem(bundle: &Bundle, overlay: &Overlay, p: &Principal, now: Timestamp) -> Option<Reason> {
     if overlay.is_revoked(&p.id) {
         return Some(Reason::PrincipalRevoked);
     }
@@ -397,21 +367,14 @@ fn grants_of<'a>(
 }
 
 /// R14: the first deny rule matching the request for any of `subjects` (none: anonymous).
-fn first_deny(
-    bundle: &Bundle,
-    overlay: &Overlay,
-    req: &Request,
-    subjects: &[&Principal],
-) -> Option<u32> {
+fn first_deny(bundle: &Bundle, req: &Request, subjects: &[&Principal]) -> Option<u32> {
     let res = &req.resource;
     let pos = bundle.denies.iter().position(|d| {
-        let everyone = d.principals.is_empty() && d.groups.is_empty() && d.roles.is_empty();
+        let everyone = d.principals.is_empty() && d.groups.is_empty();
         let subject = everyone
-            || subjects.iter().any(|p| {
-                d.principals.contains(&p.id)
-                    || d.groups.iter().any(|g| is_member(bundle, g, &p.id))
-                    || grants_of(bundle, overlay, &p.id).any(|g| d.roles.contains(&g.role.name))
-            });
+            || subjects
+                .iter()
+                .any(|p| d.principals.contains(&p.id) || d.groups.iter().any(|g| is_member(bundle, g, &p.id)));
         subject
             && (d.resource_type == WILDCARD || d.resource_type == res.resource_type)
             && d.actions.iter().any(|a| a == WILDCARD || *a == req.action)

@@ -39,8 +39,7 @@ pub fn run_tests(bundle: &Bundle, snapshot: &Snapshot, tests: &[PolicyTest]) -> 
         .iter()
         .map(|t| {
             let decision = snapshot.check(&t.request, Overlay::empty());
-            let reference =
-                reference::check(bundle, Overlay::empty(), &t.request, snapshot.version());
+            let reference = reference::check(bundle, Overlay::empty(), &t.request, snapshot.version());
             let reason_ok = t.reason.is_none_or(|r| r == decision.reason);
             let failure = if decision.effect != t.expect || !reason_ok {
                 let want = match t.reason {

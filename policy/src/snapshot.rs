@@ -53,10 +53,7 @@ impl CType {
     /// Bit of `action`, if the type defines it.
     #[inline]
     pub fn action_bit(&self, action: &str) -> Option<u64> {
-        self.actions
-            .iter()
-            .position(|a| **a == *action)
-            .map(|i| 1u64 << i)
+        self.actions.iter().position(|a| **a == *action).map(|i| 1u64 << i)
     }
 }
 
@@ -95,8 +92,6 @@ pub(crate) struct CPrincipal {
     pub entries: Box<[Entry]>,
     /// Group keys, kept only when some deny rule selects by group.
     pub groups: Box<[u32]>,
-    /// Role keys held by any grant, kept only when some deny rule selects by role.
-    pub roles: Box<[u32]>,
 }
 
 impl CPrincipal {
@@ -153,7 +148,6 @@ pub(crate) struct CDeny {
     pub everyone: bool,
     pub principals: FxHashSet<u32>,
     pub groups: Box<[u32]>,
-    pub roles: Box<[u32]>,
     pub tenants: FxHashSet<Box<str>>,
     pub resources: FxHashSet<Box<str>>,
     pub when: Box<[(Box<str>, Box<str>)]>,

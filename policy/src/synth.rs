@@ -2,8 +2,8 @@
 //! self-check) and large synthetic bundles (for benchmarks and load tests).
 
 use crate::bundle::{
-    AccountStatus, Approval, Bundle, Classification, DenyRule, Grant, Group, Principal,
-    PrincipalKind, ResourceType, Role, Scope, Settings, WILDCARD,
+    AccountStatus, Approval, Bundle, Classification, DenyRule, Grant, Group, Principal, PrincipalKind, ResourceType,
+    Role, Scope, Settings, WILDCARD,
 };
 use crate::overlay::{Overlay, TemporaryGrant};
 use crate::request::{Factor, Request, Resource, Session};
@@ -32,11 +32,7 @@ fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> Option<&'a T> {
 }
 
 fn maybe<T>(rng: &mut SmallRng, p: f64, value: impl FnOnce(&mut SmallRng) -> T) -> Option<T> {
-    if rng.random_bool(p) {
-        Some(value(rng))
-    } else {
-        None
-    }
+    if rng.random_bool(p) { Some(value(rng)) } else { None }
 }
 
 fn subset(rng: &mut SmallRng, items: &[&str], p: f64) -> Vec<String> {
@@ -94,11 +90,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
             },
             public_actions,
             tenant_column: "tenant_id".to_owned(),
-            id_column: if i == 0 {
-                "id".to_owned()
-            } else {
-                "uid".to_owned()
-            },
+            id_column: if i == 0 { "id".to_owned() } else { "uid".to_owned() },
         });
     }
     let mut roles = Vec::new();
@@ -106,12 +98,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
         let mut permissions = BTreeMap::new();
         for t in &resource_types {
             if rng.random_bool(0.6) {
-                let acts: Vec<String> = t
-                    .actions
-                    .iter()
-                    .filter(|_| rng.random_bool(0.6))
-                    .cloned()
-                    .collect();
+                let acts: Vec<String> = t.actions.iter().filter(|_| rng.random_bool(0.6)).cloned().collect();
                 if !acts.is_empty() {
                     permissions.insert(t.name.clone(), acts);
                 }
@@ -159,9 +146,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
                 .filter(|_| rng.random_bool(0.6))
                 .map(|t| t.to_string()),
             customer: rng.random_bool(0.3),
-            last_activity: maybe(rng, 0.7, |r| {
-                Timestamp(BASE_TIME.0 - r.random_range(0..100) * DAY)
-            }),
+            last_activity: maybe(rng, 0.7, |r| Timestamp(BASE_TIME.0 - r.random_range(0..100) * DAY)),
             shared: rng.random_bool(0.1),
             ..Principal::default()
         })
@@ -177,14 +162,13 @@ pub fn random_bundle(seed: u64) -> Bundle {
     for i in 0..rng.random_range(2..=20) {
         let Some(role) = pick(rng, &roles) else { break };
         let on_group = !groups.is_empty() && rng.random_bool(0.25);
-        let (principal, group, grantees): (Option<Box<str>>, Option<Box<str>>, Vec<String>) =
-            if on_group {
-                let g = pick(rng, &groups).map_or_else(|| groups[0].clone(), Clone::clone);
-                (None, Some(g.name.as_str().into()), g.members.clone())
-            } else {
-                let p = pick(rng, &ids).copied().unwrap_or("ann");
-                (Some(p.into()), None, vec![p.to_string()])
-            };
+        let (principal, group, grantees): (Option<Box<str>>, Option<Box<str>>, Vec<String>) = if on_group {
+            let g = pick(rng, &groups).map_or_else(|| groups[0].clone(), Clone::clone);
+            (None, Some(g.name.as_str().into()), g.members.clone())
+        } else {
+            let p = pick(rng, &ids).copied().unwrap_or("ann");
+            (Some(p.into()), None, vec![p.to_string()])
+        };
         let typed: Vec<&String> = role.permissions.keys().collect();
         let scope = match rng.random_range(0..10) {
             0 => Scope::All,
@@ -210,9 +194,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
             }
             _ => Scope::Tenant(pick(rng, TENANTS).copied().unwrap_or("acme").into()),
         };
-        let not_before = maybe(rng, 0.25, |r| {
-            Timestamp(BASE_TIME.0 - r.random_range(-2..=2) * HOUR)
-        });
+        let not_before = maybe(rng, 0.25, |r| Timestamp(BASE_TIME.0 - r.random_range(-2..=2) * HOUR));
         let mut expires = maybe(rng, if role.temporary_only { 1.0 } else { 0.25 }, |r| {
             Timestamp(BASE_TIME.0 + r.random_range(-2..=3) * HOUR)
         });
@@ -256,9 +238,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
             ticket: None,
             non_standard,
             last_used: if non_standard {
-                maybe(rng, 0.7, |r| {
-                    Timestamp(BASE_TIME.0 - r.random_range(0..60) * DAY)
-                })
+                maybe(rng, 0.7, |r| Timestamp(BASE_TIME.0 - r.random_range(0..60) * DAY))
             } else {
                 None
             },
@@ -273,14 +253,12 @@ pub fn random_bundle(seed: u64) -> Bundle {
         } else {
             vec!["read".to_owned()]
         };
-        let role_names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
         let group_names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         denies.push(DenyRule {
             id: format!("deny{i}"),
             description: None,
             principals: subset(rng, &ids, 0.2),
             groups: subset(rng, &group_names, 0.2),
-            roles: subset(rng, &role_names, 0.15),
             resource_type: if wildcard { WILDCARD.to_owned() } else { t },
             actions,
             tenants: subset(rng, TENANTS, 0.2),
@@ -370,34 +348,18 @@ pub fn random_request(bundle: &Bundle, rng: &mut SmallRng) -> Request {
     let other = |rng: &mut SmallRng| pick(rng, &bundle.principals).map(|p| p.id.clone());
     let mut factors = vec![Factor::Password];
     if rng.random_bool(0.5) {
-        factors.push(
-            *pick(rng, &[Factor::Totp, Factor::Sms, Factor::Passkey]).unwrap_or(&Factor::Totp),
-        );
+        factors.push(*pick(rng, &[Factor::Totp, Factor::Sms, Factor::Passkey]).unwrap_or(&Factor::Totp));
     }
     let session = Session {
-        authenticated_at: maybe(rng, 0.9, |r| {
-            Timestamp(BASE_TIME.0 - r.random_range(0..5) * HOUR)
-        }),
-        last_activity: maybe(rng, 0.95, |r| {
-            Timestamp(BASE_TIME.0 - r.random_range(0..20) * 60)
-        }),
+        authenticated_at: maybe(rng, 0.9, |r| Timestamp(BASE_TIME.0 - r.random_range(0..5) * HOUR)),
+        last_activity: maybe(rng, 0.95, |r| Timestamp(BASE_TIME.0 - r.random_range(0..20) * 60)),
         factors,
-        elevated_role: if rng.random_bool(0.3) {
-            role(rng)
-        } else {
-            None
-        },
-        elevated_at: maybe(rng, 0.5, |r| {
-            Timestamp(BASE_TIME.0 - r.random_range(0..3) * HOUR)
-        }),
+        elevated_role: if rng.random_bool(0.3) { role(rng) } else { None },
+        elevated_at: maybe(rng, 0.5, |r| Timestamp(BASE_TIME.0 - r.random_range(0..3) * HOUR)),
         network: pick(rng, NETWORKS)
             .filter(|_| rng.random_bool(0.8))
             .map(|n| n.to_string()),
-        co_signer: if rng.random_bool(0.5) {
-            other(rng)
-        } else {
-            None
-        },
+        co_signer: if rng.random_bool(0.5) { other(rng) } else { None },
         break_glass_reason: maybe(rng, 0.15, |r| {
             if r.random_bool(0.8) {
                 "patient crashing".to_owned()
@@ -405,11 +367,7 @@ pub fn random_request(bundle: &Bundle, rng: &mut SmallRng) -> Request {
                 "  ".to_owned()
             }
         }),
-        acting_as: if rng.random_bool(0.1) {
-            other(rng)
-        } else {
-            None
-        },
+        acting_as: if rng.random_bool(0.1) { other(rng) } else { None },
     };
     Request {
         principal,
@@ -427,13 +385,10 @@ pub fn random_row(bundle: &Bundle, rng: &mut SmallRng) -> Resource {
         Some(Scope::Resources { ids, .. }) if rng.random_bool(0.5) => {
             pick(rng, &ids).map_or_else(String::new, |s| s.to_string())
         }
-        _ => pick(
-            rng,
-            &["1", "2", "3", "40", "007", "s1", "s2", "S1", "99", "x9"],
-        )
-        .copied()
-        .unwrap_or("1")
-        .to_owned(),
+        _ => pick(rng, &["1", "2", "3", "40", "007", "s1", "s2", "S1", "99", "x9"])
+            .copied()
+            .unwrap_or("1")
+            .to_owned(),
     };
     let mut attributes = BTreeMap::new();
     if let Some((k, v)) = pick(rng, ATTRS).filter(|_| rng.random_bool(0.3)) {
@@ -520,23 +475,12 @@ pub fn large_bundle(shape: LargeShape) -> Bundle {
         ),
         role(
             "nurse",
-            &[
-                ("patient_record", &["read"]),
-                ("appointment", &["read", "write"]),
-            ],
+            &[("patient_record", &["read"]), ("appointment", &["read", "write"])],
             false,
         ),
-        role(
-            "billing",
-            &[("invoice", &["read", "write", "export"])],
-            false,
-        ),
+        role("billing", &[("invoice", &["read", "write", "export"])], false),
         role("researcher", &[("study", &["read", "export"])], true),
-        role(
-            "front_desk",
-            &[("appointment", &["read", "write", "delete"])],
-            false,
-        ),
+        role("front_desk", &[("appointment", &["read", "write", "delete"])], false),
     ];
     let principals: Vec<Principal> = (0..shape.principals)
         .map(|i| Principal {
@@ -554,9 +498,7 @@ pub fn large_bundle(shape: LargeShape) -> Bundle {
             role: "clinician".into(),
             scope: Scope::Resources {
                 resource_type: "patient_record".into(),
-                ids: (0..shape.wide_resources)
-                    .map(|i| i.to_string().into())
-                    .collect(),
+                ids: (0..shape.wide_resources).map(|i| i.to_string().into()).collect(),
             },
             not_before: None,
             expires: None,
@@ -574,11 +516,7 @@ pub fn large_bundle(shape: LargeShape) -> Bundle {
         };
         let Some(r) = pick(rng, &roles) else { break };
         let scope = if rng.random_range(0..20) == 0 {
-            let t = r
-                .permissions
-                .keys()
-                .next()
-                .map_or("appointment", String::as_str);
+            let t = r.permissions.keys().next().map_or("appointment", String::as_str);
             Scope::Resources {
                 resource_type: t.into(),
                 ids: (0..3)

@@ -19,8 +19,8 @@ impl Timestamp {
 
     /// Parses an RFC 3339 UTC time such as `2026-11-23T10:00:00Z`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let t = humantime::parse_rfc3339_weak(text.trim())
-            .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
+        let t =
+            humantime::parse_rfc3339_weak(text.trim()).map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
         let d = t
             .duration_since(UNIX_EPOCH)
             .map_err(|_| format!("`{text}` is before 1970"))?;
@@ -83,11 +83,7 @@ impl Seconds {
 impl std::fmt::Display for Seconds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = u64::try_from(self.0).unwrap_or(0);
-        write!(
-            f,
-            "{}",
-            humantime::format_duration(Duration::from_secs(secs))
-        )
+        write!(f, "{}", humantime::format_duration(Duration::from_secs(secs)))
     }
 }
 

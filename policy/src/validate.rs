@@ -1,8 +1,6 @@
 //! Validation: every problem in a bundle at once, each with its path and a plain reason.
 
-use crate::bundle::{
-    Bundle, Classification, DenyRule, Grant, PrincipalKind, Role, Scope, WILDCARD,
-};
+use crate::bundle::{Bundle, Classification, DenyRule, Grant, PrincipalKind, Role, Scope, WILDCARD};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::hash_map::Entry;
 
@@ -98,9 +96,7 @@ pub enum Problem {
         id: String,
     },
     /// One person with two ids and no exception (R4).
-    #[error(
-        "person `{person}` already holds id `{other}`; set `duplicate_exception: true` if approved (R4)"
-    )]
+    #[error("person `{person}` already holds id `{other}`; set `duplicate_exception: true` if approved (R4)")]
     DuplicatePerson {
         /// The person.
         person: String,
@@ -128,9 +124,7 @@ pub enum Problem {
         role: String,
     },
     /// A temporary grant longer than the role allows (R11).
-    #[error(
-        "role `{role}` allows grants of at most {max_secs}s; this one lasts {secs}s or has no `not_before` (R11)"
-    )]
+    #[error("role `{role}` allows grants of at most {max_secs}s; this one lasts {secs}s or has no `not_before` (R11)")]
     TtlTooLong {
         /// The role.
         role: String,
@@ -167,11 +161,7 @@ pub enum Problem {
 pub struct ValidationErrors(pub Vec<ValidationError>);
 
 fn render(errors: &[ValidationError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("  {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Checks a bundle against every rule that can be decided before any request (R4, R5, R11, R12, ...).
@@ -279,9 +269,7 @@ impl<'a> Validator<'a> {
     fn resource_types(&mut self) {
         for (i, t) in self.bundle.resource_types.iter().enumerate() {
             let path = format!("resource_types[{i}]");
-            if self.name(format!("{path}.name"), &t.name)
-                && self.types.contains_key(t.name.as_str())
-            {
+            if self.name(format!("{path}.name"), &t.name) && self.types.contains_key(t.name.as_str()) {
                 self.err(
                     format!("{path}.name"),
                     Problem::Duplicate {
@@ -297,9 +285,7 @@ impl<'a> Validator<'a> {
             if t.actions.len() > MAX_ACTIONS {
                 self.err(
                     format!("{path}.actions"),
-                    Problem::TooManyActions {
-                        count: t.actions.len(),
-                    },
+                    Problem::TooManyActions { count: t.actions.len() },
                 );
             }
             let mut actions = FxHashSet::default();
@@ -354,9 +340,7 @@ impl<'a> Validator<'a> {
     fn roles(&mut self) {
         for (i, r) in self.bundle.roles.iter().enumerate() {
             let path = format!("roles[{i}]");
-            if self.name(format!("{path}.name"), &r.name)
-                && self.roles.contains_key(r.name.as_str())
-            {
+            if self.name(format!("{path}.name"), &r.name) && self.roles.contains_key(r.name.as_str()) {
                 self.err(
                     format!("{path}.name"),
                     Problem::Duplicate {
@@ -394,9 +378,7 @@ impl<'a> Validator<'a> {
     fn groups(&mut self) {
         for (i, g) in self.bundle.groups.iter().enumerate() {
             let path = format!("groups[{i}]");
-            if self.name(format!("{path}.name"), &g.name)
-                && self.groups.contains_key(g.name.as_str())
-            {
+            if self.name(format!("{path}.name"), &g.name) && self.groups.contains_key(g.name.as_str()) {
                 self.err(
                     format!("{path}.name"),
                     Problem::Duplicate {
@@ -435,24 +417,15 @@ impl<'a> Validator<'a> {
             }
             if p.kind == PrincipalKind::Service {
                 match &p.owner {
-                    None => self.err(
-                        path.clone(),
-                        Problem::ServiceWithoutOwner { id: p.id.clone() },
-                    ),
-                    Some(o)
-                        if !self.principals.contains(o.as_str())
-                            && !self.groups.contains_key(o.as_str()) =>
-                    {
+                    None => self.err(path.clone(), Problem::ServiceWithoutOwner { id: p.id.clone() }),
+                    Some(o) if !self.principals.contains(o.as_str()) && !self.groups.contains_key(o.as_str()) => {
                         self.unknown(format!("{path}.owner"), "principal or group", o);
                     }
                     Some(_) => {}
                 }
             }
             if !p.shared && GENERIC_IDS.contains(&p.id.to_ascii_lowercase().as_str()) {
-                self.err(
-                    format!("{path}.id"),
-                    Problem::GenericAccount { id: p.id.clone() },
-                );
+                self.err(format!("{path}.id"), Problem::GenericAccount { id: p.id.clone() });
             }
             if let Some(person) = &p.person {
                 match persons.entry(person) {
@@ -513,17 +486,11 @@ impl<'a> Validator<'a> {
         };
         match &g.scope {
             Scope::All => {}
-            Scope::Tenant(t) if t.is_empty() => {
-                self.err(format!("{path}.scope.tenant"), Problem::Empty)
-            }
+            Scope::Tenant(t) if t.is_empty() => self.err(format!("{path}.scope.tenant"), Problem::Empty),
             Scope::Tenant(_) => {}
             Scope::Resources { resource_type, ids } => {
                 if !self.types.contains_key(&**resource_type) {
-                    self.unknown(
-                        format!("{path}.scope.resources.type"),
-                        "resource type",
-                        resource_type,
-                    );
+                    self.unknown(format!("{path}.scope.resources.type"), "resource type", resource_type);
                 } else if !role.permissions.contains_key(&**resource_type) {
                     self.err(
                         format!("{path}.scope.resources.type"),
@@ -587,9 +554,7 @@ impl<'a> Validator<'a> {
             } else if grantees.contains(&&*a.by) {
                 self.err(
                     format!("{path}.approvals[{j}].by"),
-                    Problem::SelfApproval {
-                        id: a.by.to_string(),
-                    },
+                    Problem::SelfApproval { id: a.by.to_string() },
                 );
             } else {
                 distinct.insert(&*a.by);
@@ -629,11 +594,6 @@ impl<'a> Validator<'a> {
                 self.unknown(format!("{path}.groups[{j}]"), "group", g);
             }
         }
-        for (j, r) in d.roles.iter().enumerate() {
-            if !self.roles.contains_key(r.as_str()) {
-                self.unknown(format!("{path}.roles[{j}]"), "role", r);
-            }
-        }
         if d.actions.is_empty() {
             self.err(format!("{path}.actions"), Problem::NoDenyActions);
         }
@@ -650,11 +610,7 @@ impl<'a> Validator<'a> {
                 }
             }
         } else if !self.types.contains_key(d.resource_type.as_str()) {
-            self.unknown(
-                format!("{path}.resource_type"),
-                "resource type",
-                &d.resource_type,
-            );
+            self.unknown(format!("{path}.resource_type"), "resource type", &d.resource_type);
         } else {
             for (j, a) in d.actions.iter().enumerate() {
                 if a != WILDCARD {
