@@ -389,7 +389,7 @@ fn approx_bytes(principals: &[CPrincipal], grants: &[CGrant], sets: &[RoaringBit
             size_of::<CPrincipal>() + p.id.len() * 2 + 48 + p.entries.len() * size_of::<Entry>() + p.groups.len() * 4
         })
         .sum();
-    let grant_bytes = grants.len() * size_of::<CGrant>()
+    let grant_bytes = std::mem::size_of_val(grants)
         + grants
             .iter()
             .filter_map(|g| g.id.as_ref())

@@ -84,7 +84,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
             classification,
             critical: rng.random_bool(0.25),
             networks: if rng.random_bool(0.25) {
-                subset(rng, &NETWORKS[..2], 0.7)
+                subset(rng, NETWORKS.get(..2).unwrap_or(NETWORKS), 0.7)
             } else {
                 Vec::new()
             },
@@ -124,7 +124,9 @@ pub fn random_bundle(seed: u64) -> Bundle {
         });
     }
     let count = rng.random_range(3..=PRINCIPALS.len());
-    let principals: Vec<Principal> = PRINCIPALS[..count]
+    let principals: Vec<Principal> = PRINCIPALS
+        .get(..count)
+        .unwrap_or(PRINCIPALS)
         .iter()
         .map(|id| Principal {
             id: id.to_string(),
@@ -163,7 +165,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
         let Some(role) = pick(rng, &roles) else { break };
         let on_group = !groups.is_empty() && rng.random_bool(0.25);
         let (principal, group, grantees): (Option<Box<str>>, Option<Box<str>>, Vec<String>) = if on_group {
-            let g = pick(rng, &groups).map_or_else(|| groups[0].clone(), Clone::clone);
+            let Some(g) = pick(rng, &groups).cloned() else { continue };
             (None, Some(g.name.as_str().into()), g.members.clone())
         } else {
             let p = pick(rng, &ids).copied().unwrap_or("ann");
@@ -185,7 +187,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
                     .map(|s| Box::from(*s))
                     .collect();
                 if chosen.is_empty() {
-                    chosen.push(pool[0].into());
+                    chosen.extend(pool.first().map(|s| Box::from(*s)));
                 }
                 Scope::Resources {
                     resource_type: t.into(),

@@ -1,4 +1,11 @@
 //! Properties every policy must have, on random bundles: default deny (R1), explicit deny
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 //! wins (R14), grant order does not matter, and adding a grant never takes access away.
 
 use portcullis_policy::bundle::{DenyRule, WILDCARD};

@@ -1,4 +1,11 @@
 //! The compiled evaluator against the reference, on random bundles, overlays and requests;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 //! and row filters against `check` row by row.
 
 use portcullis_policy::selfcheck::same;

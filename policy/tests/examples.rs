@@ -1,4 +1,11 @@
 //! The example bundles compile (with the self-check), pass their policy tests, and the tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 //! exercise every rule each bundle uses.
 
 use portcullis_policy::bundle::{AccountStatus, Bundle, Classification};

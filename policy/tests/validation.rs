@@ -1,4 +1,11 @@
 //! Validation: every problem is reported at once, with its path and the rule it breaks.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 use portcullis_policy::{Format, parse_bundle, validate};
 

@@ -1,0 +1,184 @@
+//! `portcullis check`: decide one request against a bundle file, optionally explained.
+
+use crate::bundle_file::read_bundle;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use portcullis_policy::{Decision, Factor, Overlay, Request, Resource, Session, Snapshot, Timestamp, compile};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub(super) struct CheckArgs {
+    /// Bundle file to decide against.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// A whole request as JSON (the policy-test `request` shape); replaces the flags below.
+    #[arg(long)]
+    request: Option<String>,
+    /// Principal id (omit for an anonymous request).
+    #[arg(long, default_value = "")]
+    principal: String,
+    /// Action.
+    #[arg(long)]
+    action: Option<String>,
+    /// Resource type.
+    #[arg(long = "type")]
+    resource_type: Option<String>,
+    /// Resource id.
+    #[arg(long, default_value = "")]
+    id: String,
+    /// Resource tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Resource attribute `key=value` (repeatable).
+    #[arg(long = "attr", value_parser = parse_pair)]
+    attributes: Vec<(String, String)>,
+    /// Authentication factor used (repeatable): password, passkey, hardware_token, device_certificate, totp, push, sms.
+    #[arg(long = "factor", value_parser = parse_factor)]
+    factors: Vec<Factor>,
+    /// The session authenticated, was active and (with --elevated-role) elevated at the decision time.
+    #[arg(long)]
+    fresh: bool,
+    /// When the session authenticated (RFC 3339).
+    #[arg(long, value_parser = Timestamp::parse)]
+    authenticated_at: Option<Timestamp>,
+    /// Last activity of the session (RFC 3339).
+    #[arg(long, value_parser = Timestamp::parse)]
+    last_activity: Option<Timestamp>,
+    /// Privileged role the session elevated into.
+    #[arg(long)]
+    elevated_role: Option<String>,
+    /// When it elevated (RFC 3339).
+    #[arg(long, value_parser = Timestamp::parse)]
+    elevated_at: Option<Timestamp>,
+    /// Network the request comes from.
+    #[arg(long)]
+    network: Option<String>,
+    /// Co-signer for dual-control actions.
+    #[arg(long)]
+    co_signer: Option<String>,
+    /// Emergency (break-glass) reason.
+    #[arg(long)]
+    break_glass: Option<String>,
+    /// Principal to act as (impersonation).
+    #[arg(long)]
+    acting_as: Option<String>,
+    /// Decision time (RFC 3339); default now.
+    #[arg(long, value_parser = Timestamp::parse)]
+    at: Option<Timestamp>,
+    /// Print every step the evaluator considered.
+    #[arg(long)]
+    explain: bool,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not key=value"))
+}
+
+fn parse_factor(s: &str) -> Result<Factor, String> {
+    Factor::from_name(s).ok_or_else(|| format!("`{s}` is not a factor kind"))
+}
+
+impl CheckArgs {
+    fn request(&self) -> Result<Request> {
+        if let Some(json) = &self.request {
+            return serde_json::from_str(json).context("--request is not a valid request");
+        }
+        let (Some(action), Some(resource_type)) = (&self.action, &self.resource_type) else {
+            bail!("give --action and --type, or --request");
+        };
+        let at = self.at.unwrap_or_else(Timestamp::now);
+        Ok(Request {
+            principal: self.principal.clone(),
+            action: action.clone(),
+            resource: Resource {
+                resource_type: resource_type.clone(),
+                id: self.id.clone(),
+                tenant: self.tenant.clone(),
+                attributes: self.attributes.iter().cloned().collect(),
+            },
+            session: Session {
+                authenticated_at: self.authenticated_at.or(self.fresh.then_some(at)),
+                last_activity: self.last_activity.or(self.fresh.then_some(at)),
+                factors: self.factors.clone(),
+                elevated_role: self.elevated_role.clone(),
+                elevated_at: self
+                    .elevated_at
+                    .or((self.fresh && self.elevated_role.is_some()).then_some(at)),
+                network: self.network.clone(),
+                co_signer: self.co_signer.clone(),
+                break_glass_reason: self.break_glass.clone(),
+                acting_as: self.acting_as.clone(),
+            },
+            at: Some(at),
+        })
+    }
+}
+
+/// Exit code 0 for allow, 1 for deny.
+pub(super) fn run(args: CheckArgs) -> Result<ExitCode> {
+    let request = args.request()?;
+    let bundle = read_bundle(&args.bundle)?;
+    let snapshot = compile(&bundle, 1).with_context(|| format!("`{}` does not compile", args.bundle.display()))?;
+    let decision = if args.explain {
+        snapshot.explain(&request, Overlay::empty())
+    } else {
+        snapshot.check(&request, Overlay::empty())
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&DecisionView::new(&snapshot, &decision))?
+        );
+    } else {
+        print!("{}", render(&snapshot, &decision));
+    }
+    Ok(if decision.is_allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A decision with its rule named, for printing.
+#[derive(serde::Serialize)]
+struct DecisionView<'a> {
+    #[serde(flatten)]
+    decision: &'a Decision,
+    rule_id: Option<String>,
+    requirement: &'static str,
+}
+
+impl<'a> DecisionView<'a> {
+    fn new(snapshot: &Snapshot, decision: &'a Decision) -> Self {
+        DecisionView {
+            decision,
+            rule_id: decision.rule.as_ref().map(|r| snapshot.rule_name(r).into_owned()),
+            requirement: decision.reason.rule_id(),
+        }
+    }
+}
+
+fn render(snapshot: &Snapshot, d: &Decision) -> String {
+    let mut out = format!("{} {}", if d.is_allowed() { "ALLOW" } else { "DENY" }, d.reason);
+    if let Some(rule) = &d.rule {
+        out.push_str(&format!(" by `{}`", snapshot.rule_name(rule)));
+    }
+    out.push_str(&format!(" [snapshot {}]", d.version));
+    if d.flags.break_glass {
+        out.push_str(" BREAK-GLASS");
+    }
+    if d.flags.impersonated {
+        out.push_str(" IMPERSONATED");
+    }
+    out.push('\n');
+    for step in d.trace.iter().flatten() {
+        out.push_str(&format!("  - {step}\n"));
+    }
+    out
+}

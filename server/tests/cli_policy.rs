@@ -1,0 +1,172 @@
+//! The policy tooling through the real `portcullis` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn portcullis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run portcullis")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn validate_lists_every_problem_and_fails() {
+    let dir = tempdir();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "resource_types: [{name: r, actions: [read]}]\nroles: [{name: x, permissions: {r: [read]}}]\nprincipals: [{id: svc-etl, kind: service}, {id: a}, {id: a}]\ngrants: [{principal: a, role: nope, scope: all}]\n",
+    )
+    .unwrap();
+    let out = portcullis(&["policy", "validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("3 problem(s)"), "{t}");
+    assert!(
+        t.contains("principals[0]: service account `svc-etl` has no owner (R5)"),
+        "{t}"
+    );
+    assert!(t.contains("principals[2].id: duplicate principal id (R4) `a`"), "{t}");
+    assert!(t.contains("grants[0].role: unknown role `nope`"), "{t}");
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    for name in ["clinic-portal", "genomics-platform", "research-study"] {
+        let out = portcullis(&["policy", "validate", &format!("examples/{name}.yaml")]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}
+
+#[test]
+fn policy_test_reports_each_case_and_fails_on_a_wrong_expectation() {
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "examples/clinic-portal.yaml",
+        "examples/clinic-portal.tests.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("0 failed"));
+
+    let dir = tempdir();
+    let tests = dir.join("wrong.yaml");
+    std::fs::write(
+        &tests,
+        "tests:\n  - name: wrong\n    request: {principal: nurse-cy, action: read, resource: {type: patient_record, id: p, tenant: clinic-north}, at: \"2026-11-23T10:00:00Z\"}\n    expect: allow\n",
+    )
+    .unwrap();
+    let out = portcullis(&["policy", "test", "examples/clinic-portal.yaml", tests.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("FAIL  wrong: expected Allow, got Deny (account_terminated)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn check_explains_and_exits_by_decision() {
+    let base = [
+        "check",
+        "--bundle",
+        "examples/genomics-platform.yaml",
+        "--principal",
+        "ops-ola",
+        "--action",
+        "administer",
+        "--type",
+        "production_system",
+        "--id",
+        "prod-eu",
+        "--fresh",
+        "--factor",
+        "passkey",
+        "--network",
+        "vpn",
+        "--elevated-role",
+        "root",
+    ];
+    let out = portcullis(&[&base[..], &["--explain"]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("DENY dual_control_required (R13) by `ola-root`"),
+        "{}",
+        text(&out)
+    );
+
+    let out = portcullis(&[&base[..], &["--co-signer", "ops-pia", "--json"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["effect"], "allow");
+    assert_eq!(v["reason"], "granted");
+    assert_eq!(v["rule_id"], "ola-root");
+}
+
+#[test]
+fn compile_stats_and_generate_round_trip() {
+    let dir = tempdir();
+    let file = dir.join("gen.json");
+    let out = portcullis(&[
+        "policy",
+        "generate",
+        "--principals",
+        "500",
+        "--grants",
+        "2000",
+        "--tenants",
+        "20",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = portcullis(&["policy", "compile", file.to_str().unwrap(), "--stats"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("principals      500"), "{}", text(&out));
+    assert!(text(&out).contains("grants          2000"), "{}", text(&out));
+}
+
+#[test]
+fn unreadable_input_is_a_clear_error() {
+    let out = portcullis(&["policy", "validate", "does/not/exist.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("cannot read `does/not/exist.yaml`"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
