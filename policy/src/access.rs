@@ -98,12 +98,11 @@ impl Snapshot {
         };
         let mut out = Vec::new();
         for &(p, g) in self.reverse.everything.iter().chain(by_tenant).chain(by_res) {
-            let Some(principal) = self.principals.get(p as usize) else {
+            let Some(principal) = self.principals.by_key(p) else {
                 continue;
             };
             let entry = principal
                 .entries_for(type_key)
-                .iter()
                 .find(|e| e.grant == g && e.actions & bit != 0);
             if let Some(e) = entry
                 && (e.break_glass || self.scope_covers(e.scope, tenant_key, res_key))
@@ -121,10 +120,10 @@ impl Snapshot {
 
     /// A2: everything `principal` can reach, grant by grant and type by type.
     pub fn list_principal_access(&self, principal: &str) -> Vec<AccessPath> {
-        let Some((key, p)) = self.principal(principal) else {
+        let Some(p) = self.principal(principal) else {
             return Vec::new();
         };
-        p.entries.iter().map(|e| self.path(key, e)).collect()
+        p.entries().map(|e| self.path(p.key, e)).collect()
     }
 
     fn deny_for(&self, type_key: u16, bit: u64, principal: u32, probe: &Resource) -> Option<String> {
@@ -139,7 +138,7 @@ impl Snapshot {
     }
 
     fn path(&self, principal: u32, e: &Entry) -> AccessPath {
-        let p = self.principals.get(principal as usize);
+        let p = self.principals.by_key(principal);
         let g = self.grants.get(e.grant as usize);
         let ctype = self.types.get(usize::from(e.type_key));
         let role = g.and_then(|g| self.roles.get(g.role as usize));

@@ -2,10 +2,9 @@
 
 use crate::bundle::{Bundle, Classification, Scope, WILDCARD};
 use crate::ids::IdSpace;
+use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
-use crate::snapshot::{
-    CDeny, CGrant, CPrincipal, CRole, CScope, CType, Entry, ReverseIndex, Snapshot, Stats, TypeDeny,
-};
+use crate::snapshot::{CDeny, CGrant, CRole, CScope, CType, Entry, ReverseIndex, Snapshot, Stats, TypeDeny};
 use crate::validate::{ValidationErrors, validate};
 use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -142,10 +141,10 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         });
     }
 
-    let mut principal_keys = FxHashMap::default();
+    let mut principal_keys: FxHashMap<&str, u32> = FxHashMap::default();
     principal_keys.reserve(bundle.principals.len());
     for (i, p) in bundle.principals.iter().enumerate() {
-        principal_keys.insert(Box::from(p.id.as_str()), key32(i, "principals")?);
+        principal_keys.insert(&p.id, key32(i, "principals")?);
     }
     let mut group_keys = FxHashMap::default();
     let mut members: Vec<Vec<u32>> = Vec::with_capacity(bundle.groups.len());
@@ -250,43 +249,40 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         });
     }
 
-    let mut principal_groups: Vec<Vec<u32>> =
-        vec![Vec::new(); if denies_use_groups { bundle.principals.len() } else { 0 }];
-    for (gkey, list) in members.iter().enumerate() {
+    // Group lists are only needed to match deny rules that select by group.
+    let mut principal_groups: Vec<Vec<u32>> = vec![Vec::new(); bundle.principals.len()];
+    for (gkey, list) in members.iter().enumerate().filter(|_| denies_use_groups) {
         for &p in list {
             if let Some(pg) = principal_groups.get_mut(p as usize) {
                 pg.push(key32(gkey, "groups")?);
             }
         }
     }
-    let mut principals = Vec::with_capacity(bundle.principals.len());
-    for (i, (p, mut list)) in bundle.principals.iter().zip(entries).enumerate() {
-        list.sort_unstable_by_key(|e| (e.type_key, e.grant));
-        let cutoff = if p.customer {
-            s.customer_dormant_after.or(s.dormant_after)
-        } else {
-            s.dormant_after
-        };
-        let sorted = |v: Option<&mut Vec<u32>>| -> Box<[u32]> {
-            match v {
-                Some(v) => {
-                    v.sort_unstable();
-                    v.dedup();
-                    std::mem::take(v).into_boxed_slice()
-                }
-                None => Box::default(),
+    let records = bundle
+        .principals
+        .iter()
+        .zip(entries)
+        .zip(principal_groups)
+        .map(|((p, mut list), mut groups)| {
+            list.sort_unstable_by_key(|e| (e.type_key, e.grant));
+            groups.sort_unstable();
+            groups.dedup();
+            let cutoff = if p.customer {
+                s.customer_dormant_after.or(s.dormant_after)
+            } else {
+                s.dormant_after
+            };
+            PrincipalRecord {
+                id: &p.id,
+                status: p.status,
+                shared: p.shared,
+                dormancy: cutoff.zip(p.last_activity).map(|(c, last)| (last, c)),
+                tenant: p.tenant.as_deref(),
+                groups,
+                entries: list,
             }
-        };
-        principals.push(CPrincipal {
-            id: Box::from(p.id.as_str()),
-            status: p.status,
-            shared: p.shared,
-            tenant: p.tenant.as_deref().map(Box::from),
-            dormancy: cutoff.zip(p.last_activity).map(|(c, last)| (last, c)),
-            entries: list.into_boxed_slice(),
-            groups: sorted(principal_groups.get_mut(i)),
         });
-    }
+    let principals = PrincipalTable::build(records).ok_or(CompileError::TooLarge("principal entries"))?;
 
     let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys);
     let stats = Stats {
@@ -318,7 +314,6 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         role_keys,
         group_names: bundle.groups.iter().map(|g| Box::from(g.name.as_str())).collect(),
         principals,
-        principal_keys,
         tenants,
         grants,
         resource_sets,
@@ -333,7 +328,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
 fn compile_denies(
     bundle: &Bundle,
     types: &[CType],
-    principal_keys: &FxHashMap<Box<str>, u32>,
+    principal_keys: &FxHashMap<&str, u32>,
     group_keys: &FxHashMap<&str, u32>,
 ) -> (Vec<CDeny>, Vec<Vec<TypeDeny>>) {
     let mut by_type: Vec<Vec<TypeDeny>> = vec![Vec::new(); types.len()];
@@ -381,14 +376,12 @@ fn compile_denies(
     (denies, by_type)
 }
 
-fn approx_bytes(principals: &[CPrincipal], grants: &[CGrant], sets: &[RoaringBitmap], reverse: &ReverseIndex) -> usize {
-    use std::mem::size_of;
-    let per_principal: usize = principals
-        .iter()
-        .map(|p| {
-            size_of::<CPrincipal>() + p.id.len() * 2 + 48 + p.entries.len() * size_of::<Entry>() + p.groups.len() * 4
-        })
-        .sum();
+fn approx_bytes(
+    principals: &PrincipalTable,
+    grants: &[CGrant],
+    sets: &[RoaringBitmap],
+    reverse: &ReverseIndex,
+) -> usize {
     let grant_bytes = std::mem::size_of_val(grants)
         + grants
             .iter()
@@ -398,5 +391,5 @@ fn approx_bytes(principals: &[CPrincipal], grants: &[CGrant], sets: &[RoaringBit
     let set_bytes: usize = sets.iter().map(|s| s.serialized_size()).sum();
     let pairs =
         reverse.everything.len() + reverse.by_resources.len() + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
-    per_principal + grant_bytes + set_bytes + pairs * 8
+    principals.approx_bytes() + grant_bytes + set_bytes + pairs * 8
 }

@@ -4,8 +4,9 @@
 use crate::bundle::{AccountStatus, Scope};
 use crate::decision::{Decision, Effect, Flags, Reason, RuleRef};
 use crate::overlay::{Overlay, TemporaryGrant};
+use crate::principals::PrincipalRef;
 use crate::request::{Request, Resource, Session};
-use crate::snapshot::{CGrant, CPrincipal, CRole, CScope, CType, Snapshot};
+use crate::snapshot::{CGrant, CRole, CScope, CType, Snapshot};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ impl Tracer {
 pub(crate) struct Subject<'s> {
     pub actor: u32,
     pub effective: u32,
-    pub effective_p: &'s CPrincipal,
+    pub effective_p: PrincipalRef<'s>,
     pub impersonating: bool,
     pub mfa: bool,
 }
@@ -269,25 +270,25 @@ impl Snapshot {
         flags: &mut Flags,
         tracer: &mut Tracer,
     ) -> Result<Prelude<'s>, Reason> {
-        let actor = self.principal(principal).filter(|_| !principal.is_empty());
+        let actor = self.principal(principal);
         if ctype.public & bit != 0 {
             tracer.note(|| "R19: the action is public on this type".to_owned());
-            return Ok(Prelude::Public(actor.map(|(k, _)| k)));
+            return Ok(Prelude::Public(actor.map(|p| p.key)));
         }
-        let Some((actor_key, actor_p)) = actor else {
+        let Some(actor_p) = actor else {
             tracer.note(|| format!("R1: principal `{principal}` is not in the snapshot"));
             return Err(Reason::UnknownPrincipal);
         };
-        self.account(actor_p, overlay, now, tracer)?;
+        self.account(&actor_p, overlay, now, tracer)?;
         let target = match &sess.acting_as {
             None => None,
             Some(id) => {
-                let Some((tk, tp)) = self.principal(id).filter(|_| !id.is_empty()) else {
+                let Some(tp) = self.principal(id) else {
                     tracer.note(|| format!("R1: impersonated principal `{id}` is not in the snapshot"));
                     return Err(Reason::UnknownPrincipal);
                 };
-                self.account(tp, overlay, now, tracer)?;
-                Some((tk, tp))
+                self.account(&tp, overlay, now, tracer)?;
+                Some(tp)
             }
         };
         let s = &self.settings;
@@ -304,8 +305,8 @@ impl Snapshot {
             return Err(Reason::SessionExpired);
         }
         let mfa = sess.has_second_factor(s.sms_acceptable);
-        if let Some((_, tp)) = target {
-            if !self.may_impersonate(actor_key, tp, overlay, now) {
+        if let Some(tp) = target {
+            if !self.may_impersonate(&actor_p, &tp, overlay, now) {
                 tracer.note(|| format!("R16: `{principal}` holds no impersonation grant covering `{}`", tp.id));
                 return Err(Reason::ImpersonationNotAllowed);
             }
@@ -316,7 +317,7 @@ impl Snapshot {
             flags.impersonated = true;
             tracer.note(|| format!("R16: `{principal}` acts as `{}`", tp.id));
         }
-        let (effective, effective_p) = target.unwrap_or((actor_key, actor_p));
+        let effective_p = target.unwrap_or(actor_p);
         if effective_p.shared && ctype.sensitive {
             tracer.note(|| "R4: shared accounts never reach sensitive resources".to_owned());
             return Err(Reason::SharedAccountSensitive);
@@ -336,8 +337,8 @@ impl Snapshot {
         }
         tracer.note(|| "account, session, network and MFA checks pass".to_owned());
         Ok(Prelude::Principal(Subject {
-            actor: actor_key,
-            effective,
+            actor: actor_p.key,
+            effective: effective_p.key,
             effective_p,
             impersonating: target.is_some(),
             mfa,
@@ -347,7 +348,7 @@ impl Snapshot {
     /// R6, R7: whether an account may act at all.
     pub(crate) fn account(
         &self,
-        p: &CPrincipal,
+        p: &PrincipalRef<'_>,
         overlay: &Overlay,
         now: Timestamp,
         tracer: &mut Tracer,
@@ -375,20 +376,26 @@ impl Snapshot {
     }
 
     /// R16: an impersonation grant of `actor`, usable now, whose scope covers the target's tenant.
-    fn may_impersonate(&self, actor: u32, target: &CPrincipal, overlay: &Overlay, now: Timestamp) -> bool {
-        let from_bundle = self.impersonators.get(&actor).is_some_and(|grants| {
+    fn may_impersonate(
+        &self,
+        actor: &PrincipalRef<'_>,
+        target: &PrincipalRef<'_>,
+        overlay: &Overlay,
+        now: Timestamp,
+    ) -> bool {
+        let target_tenant = self.principals.tenant(target.key);
+        let from_bundle = self.impersonators.get(&actor.key).is_some_and(|grants| {
             grants.iter().filter_map(|&g| self.grants.get(g as usize)).any(|g| {
                 usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok()
                     && match g.scope {
                         CScope::All => true,
-                        CScope::Tenant(t) => target.tenant.as_deref().and_then(|n| self.tenants.key(n)) == Some(t),
+                        CScope::Tenant(t) => target_tenant.and_then(|n| self.tenants.key(n)) == Some(t),
                         CScope::Resources(_) => false,
                     }
             })
         });
-        let actor_id = self.principals.get(actor as usize).map_or("", |p| &p.id);
         from_bundle
-            || overlay.temporary_for(actor_id).iter().any(|t| {
+            || overlay.temporary_for(actor.id).iter().any(|t| {
                 self.role_keys
                     .get(t.role.as_str())
                     .and_then(|&r| self.roles.get(r as usize))
@@ -396,7 +403,7 @@ impl Snapshot {
                     && usable(t.not_before, Some(t.expires), None, &self.settings, now).is_ok()
                     && match &t.scope {
                         Scope::All => true,
-                        Scope::Tenant(x) => target.tenant.as_deref() == Some(&**x),
+                        Scope::Tenant(x) => target_tenant == Some(&**x),
                         Scope::Resources { .. } => false,
                     }
             })
@@ -510,10 +517,12 @@ impl Snapshot {
         now: Timestamp,
         mut covers: impl FnMut(Coverage<'_>) -> bool,
     ) -> bool {
-        let Some((ck, cp)) = co_signer.and_then(|c| self.principal(c).filter(|_| !c.is_empty())) else {
+        let Some(cp) = co_signer.and_then(|c| self.principal(c)) else {
             return false;
         };
-        if ck == subject.actor || ck == subject.effective || self.account(cp, overlay, now, &mut Tracer::off()).is_err()
+        if cp.key == subject.actor
+            || cp.key == subject.effective
+            || self.account(&cp, overlay, now, &mut Tracer::off()).is_err()
         {
             return false;
         }
@@ -563,10 +572,11 @@ impl Snapshot {
     pub(crate) fn deny_subject_matches(&self, rule: &crate::snapshot::CDeny, subjects: &[Option<u32>]) -> bool {
         rule.everyone
             || subjects.iter().flatten().any(|&k| {
-                let Some(p) = self.principals.get(k as usize) else {
-                    return false;
-                };
-                rule.principals.contains(&k) || rule.groups.iter().any(|g| p.groups.binary_search(g).is_ok())
+                rule.principals.contains(&k)
+                    || rule
+                        .groups
+                        .iter()
+                        .any(|g| self.principals.groups(k).binary_search(g).is_ok())
             })
     }
 }

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod ids;
 pub mod overlay;
 mod parse;
+mod principals;
 pub mod reference;
 pub mod request;
 pub mod selfcheck;

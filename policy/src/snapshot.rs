@@ -1,10 +1,11 @@
 //! The compiled snapshot: an immutable, interned, indexed form of a bundle that answers
 //! checks by touching one principal's few entries, never the whole policy.
 
-use crate::bundle::{AccountStatus, Settings};
+use crate::bundle::Settings;
 use crate::decision::RuleRef;
 use crate::ids::IdSpace;
-use crate::time::{Seconds, Timestamp};
+use crate::principals::{PrincipalRef, PrincipalTable};
+use crate::time::Timestamp;
 use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
@@ -19,8 +20,7 @@ pub struct Snapshot {
     pub(crate) roles: Vec<CRole>,
     pub(crate) role_keys: FxHashMap<Box<str>, u32>,
     pub(crate) group_names: Vec<Box<str>>,
-    pub(crate) principals: Vec<CPrincipal>,
-    pub(crate) principal_keys: FxHashMap<Box<str>, u32>,
+    pub(crate) principals: PrincipalTable,
     pub(crate) tenants: IdSpace,
     pub(crate) grants: Vec<CGrant>,
     /// INVARIANT: `CScope::Resources(i)` always has `i < resource_sets.len()`.
@@ -76,32 +76,6 @@ impl CRole {
             .iter()
             .find(|(t, _, _)| *t == type_key)
             .map_or((0, 0), |(_, a, d)| (*a, *d))
-    }
-}
-
-/// A principal with its flattened grants.
-#[derive(Debug)]
-pub(crate) struct CPrincipal {
-    pub id: Box<str>,
-    pub status: AccountStatus,
-    pub shared: bool,
-    pub tenant: Option<Box<str>>,
-    /// R7: (last activity, cut-off) when dormancy applies.
-    pub dormancy: Option<(Timestamp, Seconds)>,
-    /// INVARIANT: sorted by (type key, grant index).
-    pub entries: Box<[Entry]>,
-    /// Group keys, kept only when some deny rule selects by group.
-    pub groups: Box<[u32]>,
-}
-
-impl CPrincipal {
-    /// The entries on one resource type.
-    #[inline]
-    pub fn entries_for(&self, type_key: u16) -> &[Entry] {
-        let start = self.entries.partition_point(|e| e.type_key < type_key);
-        let rest = self.entries.get(start..).unwrap_or(&[]);
-        let len = rest.partition_point(|e| e.type_key == type_key);
-        rest.get(..len).unwrap_or(&[])
     }
 }
 
@@ -221,9 +195,8 @@ impl Snapshot {
         }
     }
 
-    pub(crate) fn principal(&self, id: &str) -> Option<(u32, &CPrincipal)> {
-        let key = *self.principal_keys.get(id)?;
-        Some((key, self.principals.get(key as usize)?))
+    pub(crate) fn principal(&self, id: &str) -> Option<PrincipalRef<'_>> {
+        self.principals.get(id)
     }
 
     pub(crate) fn role_name(&self, key: u32) -> &str {
