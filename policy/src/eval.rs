@@ -202,7 +202,7 @@ impl Snapshot {
             verdict.offer(outcome, e.break_glass, u64::from(e.grant), || RuleRef::Grant(e.grant));
         }
         let base = self.grants.len() as u64;
-        for (i, t) in overlay.temporary_for(&subject.effective_p.id).iter().enumerate() {
+        for (i, t) in overlay.temporary_for(subject.effective_p.id).iter().enumerate() {
             let Some((view, role_bg)) = self.temporary_view(t, type_key, bit) else {
                 continue;
             };
@@ -353,7 +353,7 @@ impl Snapshot {
         now: Timestamp,
         tracer: &mut Tracer,
     ) -> Result<(), Reason> {
-        let problem = if overlay.is_revoked(&p.id) {
+        let problem = if overlay.is_revoked(p.id) {
             Some(Reason::PrincipalRevoked)
         } else {
             match p.status {
@@ -539,7 +539,7 @@ impl Snapshot {
                 any = true;
             }
         }
-        for t in overlay.temporary_for(&cp.id) {
+        for t in overlay.temporary_for(cp.id) {
             if let Some((_, false)) = self.temporary_view(t, type_key, bit)
                 && usable(t.not_before, Some(t.expires), None, &self.settings, now).is_ok()
                 && covers(Coverage::Overlay(&t.scope))

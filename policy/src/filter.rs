@@ -272,7 +272,7 @@ impl Snapshot {
                 admit(&mut rows, reach, dual, &mut co_signer);
             }
         }
-        for t in overlay.temporary_for(&s.effective_p.id) {
+        for t in overlay.temporary_for(s.effective_p.id) {
             let (Some((view, bg)), Some(ctype)) = (self.temporary_view(t, type_key, bit), ctype) else {
                 continue;
             };
