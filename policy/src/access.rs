@@ -169,9 +169,10 @@ impl Snapshot {
             }
         }
         if let Some(g) = g {
-            conditions.extend(g.not_before.map(Condition::NotBefore));
-            conditions.extend(g.expires.map(Condition::Expires));
-            if g.lapse_from.is_some() {
+            let w = self.window(g);
+            conditions.extend(w.not_before.map(Condition::NotBefore));
+            conditions.extend(w.expires.map(Condition::Expires));
+            if w.lapse_from.is_some() {
                 conditions.push(Condition::Lapses);
             }
         }

@@ -4,7 +4,9 @@ use crate::bundle::{Bundle, Classification, Scope, WILDCARD};
 use crate::ids::IdSpace;
 use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
-use crate::snapshot::{CDeny, CGrant, CRole, CScope, CType, Entry, ReverseIndex, Snapshot, Stats, TypeDeny};
+use crate::snapshot::{
+    CDeny, CGrant, CRole, CScope, CType, Entry, NO_WINDOW, ReverseIndex, Snapshot, Stats, TypeDeny, Window,
+};
 use crate::validate::{ValidationErrors, validate};
 use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -168,6 +170,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
     let mut entries: Vec<Vec<Entry>> = vec![Vec::new(); bundle.principals.len()];
     let mut grants = Vec::with_capacity(bundle.grants.len());
+    let mut windows = Vec::new();
     let mut resource_sets = Vec::new();
     let mut reverse = ReverseIndex::default();
     let mut impersonators: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
@@ -238,14 +241,22 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 CScope::Resources(_) => reverse.by_resources.push((p, gkey)),
             }
         }
+        let window = if timeless {
+            NO_WINDOW
+        } else {
+            windows.push(Window {
+                not_before: g.not_before,
+                expires: g.expires,
+                lapse_from,
+            });
+            key32(windows.len() - 1, "grant windows")?
+        };
         grants.push(CGrant {
             id: g.id.clone(),
             role: role_key,
             group,
             scope,
-            not_before: g.not_before,
-            expires: g.expires,
-            lapse_from,
+            window,
         });
     }
 
@@ -282,7 +293,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 entries: list,
             }
         });
-    let principals = PrincipalTable::build(records).ok_or(CompileError::TooLarge("principal entries"))?;
+    let principals = PrincipalTable::build(records, entry_count).ok_or(CompileError::TooLarge("principal entries"))?;
 
     let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys);
     let stats = Stats {
@@ -316,6 +327,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         principals,
         tenants,
         grants,
+        windows,
         resource_sets,
         denies,
         denies_by_type,

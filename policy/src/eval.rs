@@ -6,7 +6,7 @@ use crate::decision::{Decision, Effect, Flags, Reason, RuleRef};
 use crate::overlay::{Overlay, TemporaryGrant};
 use crate::principals::PrincipalRef;
 use crate::request::{Request, Resource, Session};
-use crate::snapshot::{CGrant, CRole, CScope, CType, Snapshot};
+use crate::snapshot::{CGrant, CRole, CScope, CType, Snapshot, Window};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -46,9 +46,7 @@ pub(crate) enum Prelude<'s> {
 /// Conditions of one grant, bundle or overlay, for the staged checks.
 pub(crate) struct GrantView<'a> {
     pub role: &'a CRole,
-    pub not_before: Option<Timestamp>,
-    pub expires: Option<Timestamp>,
-    pub lapse_from: Option<Timestamp>,
+    pub window: Window,
     pub dual: bool,
 }
 
@@ -386,7 +384,7 @@ impl Snapshot {
         let target_tenant = self.principals.tenant(target.key);
         let from_bundle = self.impersonators.get(&actor.key).is_some_and(|grants| {
             grants.iter().filter_map(|&g| self.grants.get(g as usize)).any(|g| {
-                usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok()
+                self.window(g).usable(&self.settings, now).is_ok()
                     && match g.scope {
                         CScope::All => true,
                         CScope::Tenant(t) => target_tenant.and_then(|n| self.tenants.key(n)) == Some(t),
@@ -400,7 +398,7 @@ impl Snapshot {
                     .get(t.role.as_str())
                     .and_then(|&r| self.roles.get(r as usize))
                     .is_some_and(|r| r.impersonation)
-                    && usable(t.not_before, Some(t.expires), None, &self.settings, now).is_ok()
+                    && temporary_window(t).usable(&self.settings, now).is_ok()
                     && match &t.scope {
                         Scope::All => true,
                         Scope::Tenant(x) => target_tenant == Some(&**x),
@@ -424,9 +422,7 @@ impl Snapshot {
         let role = self.roles.get(g.role as usize)?;
         Some(GrantView {
             role,
-            not_before: g.not_before,
-            expires: g.expires,
-            lapse_from: g.lapse_from,
+            window: self.window(g),
             dual: role.masks(type_key).1 & bit != 0,
         })
     }
@@ -440,9 +436,7 @@ impl Snapshot {
         }
         let view = GrantView {
             role,
-            not_before: t.not_before,
-            expires: Some(t.expires),
-            lapse_from: None,
+            window: temporary_window(t),
             dual: dual & bit != 0,
         };
         Some((view, role.break_glass))
@@ -460,7 +454,7 @@ impl Snapshot {
         if break_glass && (subject.impersonating || sess.break_glass().is_none()) {
             return Err(Reason::BreakGlassReasonRequired);
         }
-        usable(g.not_before, g.expires, g.lapse_from, &self.settings, now)?;
+        g.window.usable(&self.settings, now)?;
         if g.role.requires_mfa && !subject.mfa {
             return Err(Reason::MfaRequired);
         }
@@ -534,14 +528,14 @@ impl Snapshot {
             let usable_now = self
                 .grants
                 .get(e.grant as usize)
-                .is_some_and(|g| usable(g.not_before, g.expires, g.lapse_from, &self.settings, now).is_ok());
+                .is_some_and(|g| self.window(g).usable(&self.settings, now).is_ok());
             if usable_now && covers(Coverage::Compiled(e.scope)) {
                 any = true;
             }
         }
         for t in overlay.temporary_for(cp.id) {
             if let Some((_, false)) = self.temporary_view(t, type_key, bit)
-                && usable(t.not_before, Some(t.expires), None, &self.settings, now).is_ok()
+                && temporary_window(t).usable(&self.settings, now).is_ok()
                 && covers(Coverage::Overlay(&t.scope))
             {
                 any = true;
@@ -587,26 +581,13 @@ pub(crate) enum Coverage<'a> {
     Overlay(&'a Scope),
 }
 
-/// R11 and R7: validity window and lapse.
-pub(crate) fn usable(
-    not_before: Option<Timestamp>,
-    expires: Option<Timestamp>,
-    lapse_from: Option<Timestamp>,
-    settings: &crate::bundle::Settings,
-    now: Timestamp,
-) -> Result<(), Reason> {
-    if not_before.is_some_and(|nb| now < nb) {
-        return Err(Reason::GrantNotYetValid);
+/// An overlay grant's validity: always an expiry, never a lapse.
+fn temporary_window(t: &TemporaryGrant) -> Window {
+    Window {
+        not_before: t.not_before,
+        expires: Some(t.expires),
+        lapse_from: None,
     }
-    if expires.is_some_and(|ex| now >= ex) {
-        return Err(Reason::GrantExpired);
-    }
-    if let (Some(since), Some(lapse)) = (lapse_from, settings.unused_access_lapse)
-        && now.exceeds(since, lapse)
-    {
-        return Err(Reason::GrantLapsed);
-    }
-    Ok(())
 }
 
 /// Completes the staged checks with the co-signer's verdict (R13), computed at most once per request.

@@ -115,12 +115,16 @@ fn hash(id: &str) -> u64 {
 }
 
 impl PrincipalTable {
-    /// Builds the table; records must come in dense-key order. `None` if the arena would
-    /// outgrow 32-bit offsets.
-    pub fn build<'b>(records: impl ExactSizeIterator<Item = PrincipalRecord<'b>>) -> Option<PrincipalTable> {
+    /// Builds the table from records in dense-key order holding `entries` entries in all.
+    /// `None` if the arena would outgrow 32-bit offsets.
+    pub fn build<'b>(
+        records: impl ExactSizeIterator<Item = PrincipalRecord<'b>>,
+        entries: usize,
+    ) -> Option<PrincipalTable> {
         let n = records.len();
         let mut table = PrincipalTable {
             slots: vec![0; (n * 2).next_power_of_two().max(2)],
+            arena: Vec::with_capacity(entries + 2 * n),
             offsets: Vec::with_capacity(n),
             ..PrincipalTable::default()
         };
@@ -265,7 +269,7 @@ mod tests {
             .map(|i| format!("p{i}"))
             .chain([long.to_owned(), "P1".to_owned()])
             .collect();
-        let table = PrincipalTable::build(ids.iter().map(|id| record(id))).unwrap();
+        let table = PrincipalTable::build(ids.iter().map(|id| record(id)), 0).unwrap();
         for (k, id) in ids.iter().enumerate() {
             let p = table.get(id).unwrap();
             assert_eq!((p.key as usize, p.id), (k, id.as_str()));

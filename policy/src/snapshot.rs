@@ -23,6 +23,7 @@ pub struct Snapshot {
     pub(crate) principals: PrincipalTable,
     pub(crate) tenants: IdSpace,
     pub(crate) grants: Vec<CGrant>,
+    pub(crate) windows: Vec<Window>,
     /// INVARIANT: `CScope::Resources(i)` always has `i < resource_sets.len()`.
     pub(crate) resource_sets: Vec<RoaringBitmap>,
     pub(crate) denies: Vec<CDeny>,
@@ -109,10 +110,39 @@ pub(crate) struct CGrant {
     pub role: u32,
     pub group: Option<u32>,
     pub scope: CScope,
+    /// Index in `Snapshot::windows`, or `NO_WINDOW` (most grants have none).
+    pub window: u32,
+}
+
+/// `CGrant::window` of a grant valid at all times.
+pub(crate) const NO_WINDOW: u32 = u32::MAX;
+
+/// When a grant may be used (R11) and when it lapses (R7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Window {
     pub not_before: Option<Timestamp>,
     pub expires: Option<Timestamp>,
     /// R7: when lapse applies, the time of last use it counts from.
     pub lapse_from: Option<Timestamp>,
+}
+
+impl Window {
+    /// R11 and R7: whether the grant is usable at `now`.
+    pub fn usable(&self, settings: &Settings, now: Timestamp) -> Result<(), crate::decision::Reason> {
+        use crate::decision::Reason;
+        if self.not_before.is_some_and(|nb| now < nb) {
+            return Err(Reason::GrantNotYetValid);
+        }
+        if self.expires.is_some_and(|ex| now >= ex) {
+            return Err(Reason::GrantExpired);
+        }
+        if let (Some(since), Some(lapse)) = (self.lapse_from, settings.unused_access_lapse)
+            && now.exceeds(since, lapse)
+        {
+            return Err(Reason::GrantLapsed);
+        }
+        Ok(())
+    }
 }
 
 /// An explicit deny rule (R14) with its selectors interned.
@@ -197,6 +227,11 @@ impl Snapshot {
 
     pub(crate) fn principal(&self, id: &str) -> Option<PrincipalRef<'_>> {
         self.principals.get(id)
+    }
+
+    /// The validity window of a bundle grant.
+    pub(crate) fn window(&self, g: &CGrant) -> Window {
+        self.windows.get(g.window as usize).copied().unwrap_or_default()
     }
 
     pub(crate) fn role_name(&self, key: u32) -> &str {
