@@ -414,6 +414,19 @@ impl RowFilter {
         }
     }
 
+    /// The ids of a set of this filter as the bundle spells them (`tenants`: a tenant set,
+    /// else a resource set of the filter's type).
+    pub fn names(&self, snapshot: &Snapshot, set: &IdSet, tenants: bool) -> Vec<String> {
+        let RowFilter::Rows { type_key, .. } = self else {
+            return Vec::new();
+        };
+        match (tenants, snapshot.types.get(usize::from(*type_key))) {
+            (true, _) => set.external(&snapshot.tenants),
+            (false, Some(ctype)) => set.external(&ctype.ids),
+            (false, None) => Vec::new(),
+        }
+    }
+
     /// The filter as a SQL predicate over the type's `tenant_column` and `id_column`
     /// (and attribute columns named by deny rules), with `$n` bind parameters.
     /// `None` means the filter was not built by `snapshot`.

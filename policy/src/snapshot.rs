@@ -205,6 +205,16 @@ impl Snapshot {
         self.stats
     }
 
+    /// Whether the snapshot knows this principal (byte-exact).
+    pub fn has_principal(&self, id: &str) -> bool {
+        self.principals.get(id).is_some()
+    }
+
+    /// Whether the snapshot defines this role.
+    pub fn has_role(&self, name: &str) -> bool {
+        self.role_keys.contains_key(name)
+    }
+
     /// The organisation's settings.
     pub fn settings(&self) -> &Settings {
         &self.settings

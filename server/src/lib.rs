@@ -1,5 +1,13 @@
-//! Portcullis server crate: the command line (policy tooling, checks) and, in time, the
-//! gRPC decision server.
+//! Portcullis server crate: the gRPC decision server (`portcullis serve`), its snapshot
+//! store and admin API, and the command line for authors and operators.
 
+pub mod api;
+pub mod auth;
 pub mod bundle_file;
 pub mod cli;
+pub mod client;
+pub mod convert;
+pub mod engine;
+pub mod serve;
+pub mod status;
+pub mod store;

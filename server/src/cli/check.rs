@@ -9,9 +9,11 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(super) struct CheckArgs {
-    /// Bundle file to decide against.
+    /// Bundle file to decide against; without it, the server of --server decides.
     #[arg(long)]
-    bundle: PathBuf,
+    bundle: Option<PathBuf>,
+    #[command(flatten)]
+    remote: crate::client::Remote,
     /// A whole request as JSON (the policy-test `request` shape); replaces the flags below.
     #[arg(long)]
     request: Option<String>,
@@ -123,8 +125,11 @@ impl CheckArgs {
 /// Exit code 0 for allow, 1 for deny.
 pub(super) fn run(args: CheckArgs) -> Result<ExitCode> {
     let request = args.request()?;
-    let bundle = read_bundle(&args.bundle)?;
-    let snapshot = compile(&bundle, 1).with_context(|| format!("`{}` does not compile", args.bundle.display()))?;
+    let Some(bundle_path) = &args.bundle else {
+        return run_remote(&args, request);
+    };
+    let bundle = read_bundle(bundle_path)?;
+    let snapshot = compile(&bundle, 1).with_context(|| format!("`{}` does not compile", bundle_path.display()))?;
     let decision = if args.explain {
         snapshot.explain(&request, Overlay::empty())
     } else {
@@ -181,4 +186,87 @@ fn render(snapshot: &Snapshot, d: &Decision) -> String {
         out.push_str(&format!("  - {step}\n"));
     }
     out
+}
+
+/// Asks the server (Check, or Explain with --explain).
+fn run_remote(args: &CheckArgs, r: Request) -> Result<ExitCode> {
+    use portcullis_proto::v1 as pb;
+    let msg = pb::CheckRequest {
+        principal: r.principal,
+        action: r.action,
+        resource: Some(pb::Resource {
+            r#type: r.resource.resource_type,
+            id: r.resource.id,
+            tenant: r.resource.tenant,
+            attributes: r.resource.attributes.into_iter().collect(),
+        }),
+        session: Some(pb::Session {
+            authenticated_at: r.session.authenticated_at.map(|t| t.0),
+            last_activity: r.session.last_activity.map(|t| t.0),
+            factors: r.session.factors.iter().map(|f| factor_name(*f).to_owned()).collect(),
+            elevated_role: r.session.elevated_role,
+            elevated_at: r.session.elevated_at.map(|t| t.0),
+            network: r.session.network,
+            co_signer: r.session.co_signer,
+            break_glass_reason: r.session.break_glass_reason,
+            acting_as: r.session.acting_as,
+        }),
+        at: r.at.map(|t| t.0),
+        min_version: 0,
+        hide_forbidden: false,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let d = runtime.block_on(async {
+        let mut client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(
+            args.remote.channel().await?,
+        );
+        let req = args.remote.request(msg)?;
+        let resp = if args.explain {
+            client.explain(req).await
+        } else {
+            client.check(req).await
+        };
+        anyhow::Ok(
+            resp.map_err(|s| anyhow::anyhow!("server refused ({:?}): {}", s.code(), s.message()))?
+                .into_inner(),
+        )
+    })?;
+    let d = d.decision.context("server sent no decision")?;
+    let allowed = d.effect == pb::Effect::Allow as i32;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"effect": if allowed {"allow"} else {"deny"}, "reason": d.reason, "requirement": d.requirement,
+                "rule_id": d.rule, "version": d.version, "break_glass": d.break_glass, "impersonated": d.impersonated, "trace": d.trace})
+        );
+    } else {
+        let rule = if d.rule.is_empty() {
+            String::new()
+        } else {
+            format!(" by `{}`", d.rule)
+        };
+        println!(
+            "{} {} ({}){rule} [snapshot {}]",
+            if allowed { "ALLOW" } else { "DENY" },
+            d.reason,
+            d.requirement,
+            d.version
+        );
+        for step in &d.trace {
+            println!("  - {step}");
+        }
+    }
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn factor_name(f: Factor) -> &'static str {
+    match f {
+        Factor::Password => "password",
+        Factor::Passkey => "passkey",
+        Factor::HardwareToken => "hardware_token",
+        Factor::DeviceCertificate => "device_certificate",
+        Factor::Totp => "totp",
+        Factor::Push => "push",
+        Factor::Sms => "sms",
+    }
 }

@@ -1,8 +1,11 @@
-//! Command-line interface: `portcullis policy ...`, `portcullis check ...`.
+//! Command-line interface: `portcullis serve`, `policy ...`, `check`, `revoke`, ...
 
 mod check;
 mod policy;
+mod remote;
+mod serve;
 
+use crate::client::Remote;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,17 +20,62 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with policy bundles: validate, test, compile, generate.
+    /// Run the gRPC decision server.
+    Serve(Box<serve::ServeArgs>),
+    /// Work with policy bundles: validate, test, compile, generate, push, versions, rollback.
     #[command(subcommand)]
-    Policy(policy::PolicyCommand),
-    /// Decide one request against a bundle file.
+    Policy(Box<policy::PolicyCommand>),
+    /// Decide one request against a bundle file (--bundle) or a server.
     Check(Box<check::CheckArgs>),
+    /// Deny a principal from the next check on, across pushes and restarts (R6).
+    Revoke {
+        /// Principal id.
+        principal: String,
+        /// Why (recorded).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lift a revocation.
+    Reinstate {
+        /// Principal id.
+        principal: String,
+        /// Why (recorded).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Add a grant that expires (R11), effective from the next check.
+    GrantTemporary(Box<remote::GrantArgs>),
+    /// Print the SHA-256 digest of a token, for `admin_token_sha256` in the config file.
+    TokenDigest {
+        /// The token.
+        token: String,
+    },
 }
 
 /// Runs a parsed command line; the exit code says whether it succeeded.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Policy(cmd) => policy::run(cmd),
+        Command::Serve(args) => serve::run_serve(*args),
+        Command::Policy(cmd) => policy::run(*cmd),
         Command::Check(args) => check::run(*args),
+        Command::Revoke {
+            principal,
+            reason,
+            remote,
+        } => remote::revoke(principal, reason, false, remote),
+        Command::Reinstate {
+            principal,
+            reason,
+            remote,
+        } => remote::revoke(principal, reason, true, remote),
+        Command::GrantTemporary(args) => remote::grant(*args),
+        Command::TokenDigest { token } => {
+            println!("{}", crate::auth::digest_hex(&token));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -38,6 +38,20 @@ pub(super) enum PolicyCommand {
     },
     /// Write a large synthetic bundle (JSON) for benchmarks and load tests.
     Generate(GenerateArgs),
+    /// Push a bundle to a server; prints the new version or every validation problem.
+    Push(super::remote::PushArgs),
+    /// List a server's stored versions, newest first.
+    Versions {
+        #[command(flatten)]
+        remote: crate::client::Remote,
+    },
+    /// Make an earlier version live again (as a new version).
+    Rollback {
+        /// Version to restore.
+        version: u64,
+        #[command(flatten)]
+        remote: crate::client::Remote,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +159,9 @@ pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Push(args) => super::remote::push(args),
+        PolicyCommand::Versions { remote } => super::remote::versions(remote),
+        PolicyCommand::Rollback { version, remote } => super::remote::rollback(version, remote),
         PolicyCommand::Generate(args) => {
             let bundle = large_bundle(LargeShape {
                 principals: args.principals,

@@ -1,0 +1,154 @@
+//! `AuthorizationService`: decisions, row filters and access reviews, lock-free on the live snapshot.
+
+use super::Limits;
+use crate::convert;
+use crate::engine::{Engine, Live};
+use crate::status::{behind, not_serving};
+use portcullis_policy::Target;
+use portcullis_policy::{Overlay, Timestamp};
+use portcullis_proto::v1 as pb;
+use portcullis_proto::v1::authorization_service_server::AuthorizationService;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The decision API.
+#[derive(Debug, Clone)]
+pub struct AuthorizationApi {
+    engine: Arc<Engine>,
+    limits: Limits,
+}
+
+impl AuthorizationApi {
+    /// Serves decisions from `engine`'s live snapshot.
+    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+        AuthorizationApi { engine, limits }
+    }
+
+    /// The live snapshot, refusing when there is none or it is older than `min_version`.
+    fn live(&self, min_version: u64) -> Result<Arc<Live>, Status> {
+        let live = self.engine.live().ok_or_else(not_serving)?;
+        if live.meta.version < min_version {
+            return Err(behind(live.meta.version, min_version));
+        }
+        Ok(live)
+    }
+
+    fn decide(
+        &self,
+        live: &Live,
+        overlay: &Overlay,
+        r: pb::CheckRequest,
+        explain: bool,
+    ) -> Result<pb::Decision, Status> {
+        let hide = r.hide_forbidden;
+        let request = convert::request(r)?;
+        let d = if explain {
+            live.snapshot.explain(&request, overlay)
+        } else {
+            live.snapshot.check(&request, overlay)
+        };
+        Ok(convert::decision(&live.snapshot, d, hide))
+    }
+
+    fn single(&self, request: Request<pb::CheckRequest>, explain: bool) -> Result<Response<pb::CheckResponse>, Status> {
+        let r = request.into_inner();
+        let live = self.live(r.min_version)?;
+        let decision = self.decide(&live, &self.engine.overlay(), r, explain)?;
+        Ok(Response::new(pb::CheckResponse {
+            decision: Some(decision),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl AuthorizationService for AuthorizationApi {
+    async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+        self.single(request, false)
+    }
+
+    async fn explain(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+        self.single(request, true)
+    }
+
+    async fn batch_check(
+        &self,
+        request: Request<pb::BatchCheckRequest>,
+    ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let r = request.into_inner();
+        if r.requests.len() > self.limits.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "batch of {} requests exceeds the limit of {}",
+                r.requests.len(),
+                self.limits.max_batch
+            )));
+        }
+        let live = self.live(r.min_version)?;
+        let overlay = self.engine.overlay();
+        let decisions = r
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, req)| {
+                self.decide(&live, &overlay, req, false)
+                    .map_err(|s| Status::new(s.code(), format!("requests[{i}]: {}", s.message())))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::BatchCheckResponse {
+            decisions,
+            version: live.meta.version,
+        }))
+    }
+
+    async fn filter_rows(
+        &self,
+        request: Request<pb::FilterRowsRequest>,
+    ) -> Result<Response<pb::FilterRowsResponse>, Status> {
+        let r = request.into_inner();
+        let live = self.live(r.min_version)?;
+        let session = convert::session(r.session.unwrap_or_default())?;
+        let now = r.at.map_or_else(Timestamp::now, Timestamp);
+        let filter = live.snapshot.filter_rows(
+            &r.principal,
+            &r.action,
+            &r.resource_type,
+            &session,
+            now,
+            &self.engine.overlay(),
+        );
+        Ok(Response::new(convert::filter(&live.snapshot, &filter)))
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let r = request.into_inner();
+        let live = self.live(r.min_version)?;
+        let target = match (&r.resource_id, &r.tenant) {
+            (Some(id), tenant) => Target::Resource {
+                id,
+                tenant: tenant.as_deref(),
+            },
+            (None, Some(t)) => Target::Tenant(t),
+            (None, None) => return Err(Status::invalid_argument("give `tenant`, `resource_id`, or both")),
+        };
+        let paths = live.snapshot.list_subjects(&r.action, &r.resource_type, target);
+        Ok(Response::new(pb::ListSubjectsResponse {
+            paths: paths.into_iter().map(convert::access_path).collect(),
+            version: live.meta.version,
+        }))
+    }
+
+    async fn list_principal_access(
+        &self,
+        request: Request<pb::ListPrincipalAccessRequest>,
+    ) -> Result<Response<pb::ListPrincipalAccessResponse>, Status> {
+        let r = request.into_inner();
+        let live = self.live(r.min_version)?;
+        let paths = live.snapshot.list_principal_access(&r.principal);
+        Ok(Response::new(pb::ListPrincipalAccessResponse {
+            paths: paths.into_iter().map(convert::access_path).collect(),
+            version: live.meta.version,
+        }))
+    }
+}

@@ -1,0 +1,97 @@
+//! `portcullis serve`.
+
+use crate::serve::{FileConfig, ServeConfig, TlsFiles, prepare, run, shutdown_signal};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "PORTCULLIS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory holding snapshot versions and the overlay [default: ./data].
+    #[arg(long, env = "PORTCULLIS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Bundle that seeds an empty data directory.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Admin bearer token (plain text; hashed at once).
+    #[arg(long, env = "PORTCULLIS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Require this bearer token on check calls.
+    #[arg(long, env = "PORTCULLIS_CHECK_TOKEN", hide_env_values = true)]
+    check_token: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Allow plaintext on a non-loopback address.
+    #[arg(long)]
+    insecure: bool,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => ServeConfig::read_file(path)?,
+        None => FileConfig::default(),
+    };
+    init_logging(args.log_json || file.log_json.unwrap_or(false));
+    let mut cfg = ServeConfig::new(PathBuf::from("data"));
+    cfg.apply_file(file)?;
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    cfg.seed_bundle = args.bundle;
+    if let Some(t) = &args.admin_token {
+        cfg.admin_tokens.add_plain(t);
+    }
+    if let Some(t) = &args.check_token {
+        cfg.check_tokens.add_plain(t);
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        cfg.tls = Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        });
+    }
+    cfg.insecure |= args.insecure;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let engine = prepare(&mut cfg).await?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        run(cfg, engine, listener, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,314 @@
+//! `portcullis serve`: configuration, startup, the gRPC server and graceful shutdown.
+
+use crate::api::{AdminApi, AuthorizationApi, Limits};
+use crate::auth::{Tokens, generate_token};
+use crate::engine::{Engine, Push};
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use portcullis_policy::Format;
+use portcullis_proto::v1::authorization_service_server::AuthorizationServiceServer;
+use portcullis_proto::v1::policy_admin_service_server::PolicyAdminServiceServer;
+use serde::Deserialize;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+
+/// Service names reported by `grpc.health.v1`.
+pub const SERVICE_NAMES: [&str; 2] = ["portcullis.v1.AuthorizationService", "portcullis.v1.PolicyAdminService"];
+
+/// The config file (TOML). Every field is optional; flags and environment variables win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Accepted admin tokens, as hex SHA-256 digests (`portcullis token-digest`).
+    #[serde(default)]
+    pub admin_token_sha256: Vec<String>,
+    /// Accepted check tokens; when any is set, check calls need one.
+    #[serde(default)]
+    pub check_token_sha256: Vec<String>,
+    /// TLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) client certificates must chain to (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Allow plaintext on a non-loopback address.
+    pub insecure: Option<bool>,
+    /// Most requests per BatchCheck.
+    pub max_batch: Option<usize>,
+    /// Largest bundle accepted, bytes.
+    pub max_bundle_bytes: Option<usize>,
+    /// Largest check-service message, bytes.
+    pub max_message_bytes: Option<usize>,
+    /// Deadline for any request, e.g. `10s`.
+    pub request_timeout: Option<String>,
+    /// Log as JSON lines.
+    pub log_json: Option<bool>,
+}
+
+/// Everything `serve` needs, after flags, environment and file are merged.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Bundle that seeds an empty data directory.
+    pub seed_bundle: Option<PathBuf>,
+    /// Admin tokens.
+    pub admin_tokens: Tokens,
+    /// Check tokens (empty: check calls need none).
+    pub check_tokens: Tokens,
+    /// TLS identity and optional client CA.
+    pub tls: Option<TlsFiles>,
+    /// Allow plaintext on a non-loopback address.
+    pub insecure: bool,
+    /// Input limits.
+    pub limits: Limits,
+    /// Request deadline.
+    pub request_timeout: Duration,
+}
+
+/// TLS material on disk.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// Client CA for mutual TLS (PEM).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServeConfig {
+    /// Defaults: loopback port 50051, `./data`, no tokens (one is generated), no TLS.
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir,
+            seed_bundle: None,
+            admin_tokens: Tokens::default(),
+            check_tokens: Tokens::default(),
+            tls: None,
+            insecure: false,
+            limits: Limits::default(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Applies a config file's settings.
+    pub fn apply_file(&mut self, file: FileConfig) -> Result<()> {
+        if let Some(l) = file.listen {
+            self.listen = l;
+        }
+        if let Some(d) = file.data_dir {
+            self.data_dir = d;
+        }
+        for d in &file.admin_token_sha256 {
+            self.admin_tokens.add_digest_hex(d).map_err(anyhow::Error::msg)?;
+        }
+        for d in &file.check_token_sha256 {
+            self.check_tokens.add_digest_hex(d).map_err(anyhow::Error::msg)?;
+        }
+        match (file.tls_cert, file.tls_key) {
+            (Some(cert), Some(key)) => {
+                self.tls = Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: file.tls_client_ca,
+                })
+            }
+            (None, None) => {}
+            _ => bail!("`tls_cert` and `tls_key` go together"),
+        }
+        self.insecure |= file.insecure.unwrap_or(false);
+        if let Some(n) = file.max_batch {
+            self.limits.max_batch = n;
+        }
+        if let Some(n) = file.max_bundle_bytes {
+            self.limits.max_bundle_bytes = n;
+        }
+        if let Some(n) = file.max_message_bytes {
+            self.limits.max_message_bytes = n;
+        }
+        if let Some(t) = file.request_timeout {
+            self.request_timeout = humantime::parse_duration(&t).with_context(|| format!("request_timeout `{t}`"))?;
+        }
+        Ok(())
+    }
+
+    /// Reads a TOML config file.
+    pub fn read_file(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("`{}`", path.display()))
+    }
+}
+
+/// Opens the data directory, seeds it if empty, and makes sure an admin token exists.
+pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
+    let store = Store::open(&cfg.data_dir)
+        .with_context(|| format!("cannot open data directory `{}`", cfg.data_dir.display()))?;
+    let (engine, problems) = Engine::open(store).context("cannot load snapshots")?;
+    for p in &problems {
+        tracing::error!("{p}; skipped");
+    }
+    let engine = Arc::new(engine);
+    if engine.live().is_none()
+        && engine.store().version_numbers()?.is_empty()
+        && let Some(seed) = &cfg.seed_bundle
+    {
+        let bytes = std::fs::read(seed).with_context(|| format!("cannot read `{}`", seed.display()))?;
+        let meta = engine
+            .push(Push {
+                bundle: bytes,
+                format: Format::from_path(&seed.to_string_lossy()),
+                author: "seed".to_owned(),
+                expected_parent: None,
+                message: format!("seeded from {}", seed.display()),
+                rollback_of: None,
+            })
+            .await
+            .with_context(|| format!("seed bundle `{}` was rejected", seed.display()))?;
+        tracing::info!(
+            version = meta.version,
+            "seeded the data directory from {}",
+            seed.display()
+        );
+    }
+    if cfg.admin_tokens.is_empty() {
+        let path = cfg.data_dir.join("admin-token");
+        let token = match std::fs::read_to_string(&path) {
+            Ok(t) => t.trim().to_owned(),
+            Err(_) => {
+                let t = generate_token();
+                engine.store().write_private("admin-token", t.as_bytes())?;
+                t
+            }
+        };
+        cfg.admin_tokens.add_plain(&token);
+        tracing::warn!(
+            "no admin token configured; using the one in {} (readable by its owner only)",
+            path.display()
+        );
+    }
+    Ok(engine)
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then finishes in-flight calls.
+pub async fn run(
+    cfg: ServeConfig,
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let addr = listener.local_addr()?;
+    if cfg.tls.is_none() && !addr.ip().is_loopback() && !cfg.insecure {
+        bail!("refusing to serve plaintext on non-loopback address {addr}: configure TLS or pass --insecure");
+    }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    spawn_health(engine.clone(), health);
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let admin_tokens = cfg.admin_tokens.clone();
+    let admin = InterceptedService::new(
+        PolicyAdminServiceServer::new(AdminApi::new(engine.clone(), cfg.limits))
+            .max_decoding_message_size(cfg.limits.max_bundle_bytes.saturating_add(64 << 10)),
+        move |req: tonic::Request<()>| admin_tokens.check(&req).map(|()| req),
+    );
+    let check_tokens = cfg.check_tokens.clone();
+    let authz = InterceptedService::new(
+        AuthorizationServiceServer::new(AuthorizationApi::new(engine.clone(), cfg.limits))
+            .max_decoding_message_size(cfg.limits.max_message_bytes),
+        move |req: tonic::Request<()>| {
+            if check_tokens.is_empty() {
+                Ok(req)
+            } else {
+                check_tokens.check(&req).map(|()| req)
+            }
+        },
+    );
+
+    let mut builder = Server::builder().timeout(cfg.request_timeout);
+    if let Some(tls) = &cfg.tls {
+        builder = builder.tls_config(tls_config(tls)?)?;
+    }
+    tracing::info!(%addr, version = engine.version(), tls = cfg.tls.is_some(), "serving");
+    builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(authz)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn tls_config(tls: &TlsFiles) -> Result<ServerTlsConfig> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()));
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
+}
+
+/// NOT_SERVING until a snapshot is live, SERVING from then on.
+fn spawn_health(engine: Arc<Engine>, health: tonic_health::server::HealthReporter) {
+    let mut versions = engine.watch_version();
+    tokio::spawn(async move {
+        loop {
+            let status = if *versions.borrow_and_update() > 0 {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            for name in SERVICE_NAMES {
+                health.set_service_status(name, status).await;
+            }
+            if versions.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight calls");
+}
