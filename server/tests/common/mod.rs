@@ -1,0 +1,151 @@
+//! A real server on an ephemeral loopback port, and real tonic clients, for integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers")]
+
+use portcullis_proto::v1 as pb;
+use portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient;
+use portcullis_proto::v1::policy_admin_service_client::PolicyAdminServiceClient;
+use portcullis_server::serve::{ServeConfig, prepare, run};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Decision time the example tests use (2026-11-23T10:00:00Z).
+pub const AT: i64 = 1_795_428_000;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("portcullis-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Path of an example bundle.
+pub fn example_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples").join(format!("{name}.yaml"))
+}
+
+/// Bytes of an example bundle.
+pub fn example(name: &str) -> Vec<u8> {
+    std::fs::read(example_path(name)).unwrap()
+}
+
+impl TestServer {
+    /// Starts a server on `dir`, seeded with `seed` (an example name) when the directory is empty.
+    pub async fn start(dir: &Path, seed: Option<&str>) -> TestServer {
+        Self::start_with(dir, seed, |_| {}).await
+    }
+
+    /// Like `start`, with a chance to change the configuration.
+    pub async fn start_with(dir: &Path, seed: Option<&str>, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let mut cfg = ServeConfig::new(dir.to_path_buf());
+        cfg.admin_tokens.add_plain(ADMIN_TOKEN);
+        cfg.seed_bundle = seed.map(example_path);
+        tweak(&mut cfg);
+        let engine = prepare(&mut cfg).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(run(cfg, engine, listener, async {
+            let _ = rx.await;
+        }));
+        TestServer { addr, dir: dir.to_path_buf(), shutdown: Some(tx), handle }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        for _ in 0..50 {
+            if let Ok(c) = Channel::from_shared(self.url()).unwrap().connect().await {
+                return c;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("server at {} did not come up", self.url());
+    }
+
+    pub async fn authz(&self) -> AuthorizationServiceClient<Channel> {
+        AuthorizationServiceClient::new(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> PolicyAdminServiceClient<Channel> {
+        PolicyAdminServiceClient::new(self.channel().await)
+    }
+
+    /// Graceful stop; returns what `run` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle.await.unwrap()
+    }
+}
+
+/// A request carrying the admin token.
+pub fn admin<T>(message: T) -> tonic::Request<T> {
+    with_token(message, ADMIN_TOKEN)
+}
+
+/// A request carrying a bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A check as the clinic-portal tests phrase it: active session at `AT`.
+pub fn check(principal: &str, action: &str, rtype: &str, id: &str, tenant: Option<&str>) -> pb::CheckRequest {
+    pb::CheckRequest {
+        principal: principal.into(),
+        action: action.into(),
+        resource: Some(pb::Resource { r#type: rtype.into(), id: id.into(), tenant: tenant.map(Into::into), ..Default::default() }),
+        session: Some(pb::Session {
+            authenticated_at: Some(AT - 600),
+            last_activity: Some(AT - 60),
+            factors: vec!["password".into()],
+            ..Default::default()
+        }),
+        at: Some(AT),
+        ..Default::default()
+    }
+}
+
+/// Dr Ann reading a record of her clinic: allowed by the clinic-portal example.
+pub fn ann_reads() -> pb::CheckRequest {
+    check("dr-ann", "read", "patient_record", "p-1", Some("clinic-north"))
+}
+
+pub fn push_request(bundle: Vec<u8>) -> pb::PushSnapshotRequest {
+    pb::PushSnapshotRequest {
+        bundle,
+        format: pb::BundleFormat::Yaml as i32,
+        author: "test".into(),
+        expected_parent_version: None,
+        message: String::new(),
+    }
+}
+
+/// The clinic-portal example without Dr Ann's clinician grant: Ann's reads deny.
+pub fn clinic_without_ann() -> Vec<u8> {
+    let text = String::from_utf8(example("clinic-portal")).unwrap();
+    let out = text.replace("members: [dr-ann, nurse-cy]", "members: [nurse-cy]");
+    assert_ne!(out, text);
+    out.into_bytes()
+}
+
+pub fn is_allow(d: &pb::Decision) -> bool {
+    d.effect == pb::Effect::Allow as i32
+}
