@@ -1,6 +1,12 @@
 //! Acknowledged versions survive `kill -9`; corrupt or truncated files are skipped, never
 //! half-loaded.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 mod common;
 
@@ -20,14 +26,23 @@ async fn a_corrupt_or_truncated_newest_version_is_skipped() {
     let dir = temp_dir("corrupt");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let mut a = server.admin().await;
-    a.push_snapshot(admin(push_request(clinic_without_ann()))).await.unwrap();
-    a.push_snapshot(admin(push_request(clinic_without_ann()))).await.unwrap();
+    a.push_snapshot(admin(push_request(clinic_without_ann())))
+        .await
+        .unwrap();
+    a.push_snapshot(admin(push_request(clinic_without_ann())))
+        .await
+        .unwrap();
     server.stop().await.unwrap();
 
     // Version 3 loses its tail; version 2 gets one byte flipped.
     let v3 = version_file(&dir, 3);
     let len = std::fs::metadata(&v3).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&v3).unwrap().set_len(len - 10).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&v3)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
     let mut v2 = std::fs::read(version_file(&dir, 2)).unwrap();
     let last = v2.len() - 5;
     v2[last] ^= 0x20;
@@ -36,21 +51,46 @@ async fn a_corrupt_or_truncated_newest_version_is_skipped() {
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
     let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
-    assert_eq!((d.version, is_allow(&d)), (1, true), "falls back to the newest version that verifies");
-    let listed = a.list_versions(admin(pb::ListVersionsRequest {})).await.unwrap().into_inner().versions;
+    assert_eq!(
+        (d.version, is_allow(&d)),
+        (1, true),
+        "falls back to the newest version that verifies"
+    );
+    let listed = a
+        .list_versions(admin(pb::ListVersionsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
     assert_eq!(listed.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1]);
-    let next = a.push_snapshot(admin(push_request(example("clinic-portal")))).await.unwrap().into_inner().version;
+    let next = a
+        .push_snapshot(admin(push_request(example("clinic-portal"))))
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
     assert_eq!(next, 4, "numbers of unusable files are never reused");
     server.stop().await.unwrap();
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN_TOKEN, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--data-dir",
+        ])
         .arg(dir)
         .arg("--bundle")
         .arg(example_path("clinic-portal"))
@@ -62,7 +102,11 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
 
 async fn connect(port: u16) -> tonic::transport::Channel {
     for _ in 0..200 {
-        if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
+        if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -78,14 +122,25 @@ async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
         let port = free_port();
         let mut child = spawn_server(&dir, port);
         let mut a = PolicyAdminServiceClient::new(connect(port).await);
-        let before = a.get_snapshot_info(admin(pb::GetSnapshotInfoRequest {})).await.unwrap().into_inner().live.unwrap().version;
+        let before = a
+            .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+            .unwrap()
+            .version;
         let acked = Arc::new(AtomicU64::new(before));
         let pusher = {
             let acked = acked.clone();
             let mut a = a.clone();
             tokio::spawn(async move {
                 loop {
-                    let bundle = if acked.load(Ordering::SeqCst) % 2 == 0 { clinic_without_ann() } else { example("clinic-portal") };
+                    let bundle = if acked.load(Ordering::SeqCst) % 2 == 0 {
+                        clinic_without_ann()
+                    } else {
+                        example("clinic-portal")
+                    };
                     match a.push_snapshot(admin(push_request(bundle))).await {
                         Ok(r) => acked.store(r.into_inner().version, Ordering::SeqCst),
                         Err(_) => break,
@@ -104,7 +159,13 @@ async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
         let mut child = spawn_server(&dir, port);
         let channel = connect(port).await;
         let mut a = PolicyAdminServiceClient::new(channel.clone());
-        let live = a.get_snapshot_info(admin(pb::GetSnapshotInfoRequest {})).await.unwrap().into_inner().live.unwrap();
+        let live = a
+            .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+            .unwrap();
         assert!(
             live.version == last_acked || live.version == last_acked + 1,
             "round {round}: acknowledged {last_acked}, restarted on {}",

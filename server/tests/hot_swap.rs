@@ -1,6 +1,12 @@
 //! Pushes while serving: new versions take effect at once, bad ones never do, CAS holds,
 //! and concurrent readers never see a torn snapshot.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 mod common;
 
@@ -16,8 +22,15 @@ async fn a_push_is_seen_by_the_next_check() {
     let dir = temp_dir("push-seen");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    assert!(is_allow(&c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()));
-    let v = a.push_snapshot(admin(push_request(clinic_without_ann()))).await.unwrap().into_inner().version;
+    assert!(is_allow(
+        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
+    ));
+    let v = a
+        .push_snapshot(admin(push_request(clinic_without_ann())))
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
     let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
     assert_eq!((is_allow(&d), d.version), (false, v));
     server.stop().await.unwrap();
@@ -29,21 +42,41 @@ async fn an_invalid_push_is_rejected_with_every_problem_and_changes_nothing() {
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
     let mut text = String::from_utf8(example("clinic-portal")).unwrap();
-    text = text.replace("role: front_desk, scope: {tenant: clinic-north}}", "role: front_dsk, scope: {tenant: clinic-north}}");
-    text = text.replace("{id: svc-reminders, kind: service, owner: it-team}", "{id: svc-reminders, kind: service}");
-    let err = a.push_snapshot(admin(push_request(text.into_bytes()))).await.unwrap_err();
+    text = text.replace(
+        "role: front_desk, scope: {tenant: clinic-north}}",
+        "role: front_dsk, scope: {tenant: clinic-north}}",
+    );
+    text = text.replace(
+        "{id: svc-reminders, kind: service, owner: it-team}",
+        "{id: svc-reminders, kind: service}",
+    );
+    let err = a
+        .push_snapshot(admin(push_request(text.into_bytes())))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let msg = err.message();
     assert!(msg.contains("grants[2].role: unknown role `front_dsk`"), "{msg}");
     assert!(msg.contains("grants[3].role: unknown role `front_dsk`"), "{msg}");
-    assert!(msg.contains("service account `svc-reminders` has no owner (R5)"), "{msg}");
+    assert!(
+        msg.contains("service account `svc-reminders` has no owner (R5)"),
+        "{msg}"
+    );
 
-    let garbage = a.push_snapshot(admin(push_request(b"{{{{ not yaml".to_vec()))).await.unwrap_err();
+    let garbage = a
+        .push_snapshot(admin(push_request(b"{{{{ not yaml".to_vec())))
+        .await
+        .unwrap_err();
     assert_eq!(garbage.code(), tonic::Code::InvalidArgument);
 
     let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
     assert_eq!((is_allow(&d), d.version), (true, 1), "the old snapshot keeps serving");
-    let versions = a.list_versions(admin(pb::ListVersionsRequest {})).await.unwrap().into_inner().versions;
+    let versions = a
+        .list_versions(admin(pb::ListVersionsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
     assert_eq!(versions.len(), 1, "nothing was stored");
     server.stop().await.unwrap();
 }
@@ -55,10 +88,21 @@ async fn compare_and_swap_rejects_a_stale_parent() {
     let mut a = server.admin().await;
     let mut first = push_request(clinic_without_ann());
     first.expected_parent_version = Some(1);
-    assert_eq!(a.push_snapshot(admin(first.clone())).await.unwrap().into_inner().version, 2);
+    assert_eq!(
+        a.push_snapshot(admin(first.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        2
+    );
     let err = a.push_snapshot(admin(first)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Aborted);
-    assert!(err.message().contains("expected live version 1, but version 2 is live"), "{}", err.message());
+    assert!(
+        err.message().contains("expected live version 1, but version 2 is live"),
+        "{}",
+        err.message()
+    );
     server.stop().await.unwrap();
 }
 
@@ -71,7 +115,11 @@ async fn min_version_refuses_stale_reads() {
     r.min_version = 2;
     let err = c.check(r.clone()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
-    assert!(err.message().contains("server is at snapshot version 1"), "{}", err.message());
+    assert!(
+        err.message().contains("server is at snapshot version 1"),
+        "{}",
+        err.message()
+    );
     r.min_version = 1;
     assert!(c.check(r).await.is_ok());
     server.stop().await.unwrap();
@@ -93,13 +141,25 @@ async fn concurrent_checks_never_see_a_torn_snapshot() {
             let mut seen = Vec::new();
             while !done.load(Ordering::Relaxed) {
                 let batch = c
-                    .batch_check(pb::BatchCheckRequest { requests: vec![ann_reads(), ann_reads()], min_version: 0 })
+                    .batch_check(pb::BatchCheckRequest {
+                        requests: vec![ann_reads(), ann_reads()],
+                        min_version: 0,
+                    })
                     .await
                     .expect("no errors while pushing");
                 let b = batch.into_inner();
-                assert!(b.decisions.iter().all(|d| d.version == b.version), "one batch, one snapshot");
+                assert!(
+                    b.decisions.iter().all(|d| d.version == b.version),
+                    "one batch, one snapshot"
+                );
                 seen.push((b.version, is_allow(&b.decisions[0])));
-                let d = c.check(ann_reads()).await.expect("no errors while pushing").into_inner().decision.unwrap();
+                let d = c
+                    .check(ann_reads())
+                    .await
+                    .expect("no errors while pushing")
+                    .into_inner()
+                    .decision
+                    .unwrap();
                 seen.push((d.version, is_allow(&d)));
             }
             seen
@@ -110,7 +170,12 @@ async fn concurrent_checks_never_see_a_torn_snapshot() {
     for i in 0..200 {
         let allows = i % 2 == 1;
         let bundle = if allows { with.clone() } else { without.clone() };
-        let v = a.push_snapshot(admin(push_request(bundle))).await.unwrap().into_inner().version;
+        let v = a
+            .push_snapshot(admin(push_request(bundle)))
+            .await
+            .unwrap()
+            .into_inner()
+            .version;
         allows_ann.lock().await.insert(v, allows);
     }
     done.store(true, Ordering::Relaxed);

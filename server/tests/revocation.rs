@@ -1,6 +1,12 @@
 //! Revocations (R6) and temporary grants (R11) act on the very next check, survive
 //! restarts and later pushes, and only an explicit reinstate lifts a revocation.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 mod common;
 
@@ -8,7 +14,11 @@ use common::*;
 use portcullis_proto::v1 as pb;
 
 fn revoke(principal: &str) -> tonic::Request<pb::RevokePrincipalRequest> {
-    admin(pb::RevokePrincipalRequest { principal: principal.into(), reason: "terminated".into(), author: "hr".into() })
+    admin(pb::RevokePrincipalRequest {
+        principal: principal.into(),
+        reason: "terminated".into(),
+        author: "hr".into(),
+    })
 }
 
 #[tokio::test]
@@ -16,27 +26,50 @@ async fn a_revocation_denies_at_once_and_survives_restart_and_push() {
     let dir = temp_dir("revoke");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    assert!(is_allow(&c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()));
+    assert!(is_allow(
+        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
+    ));
     a.revoke_principal(revoke("dr-ann")).await.unwrap();
     let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
-    assert_eq!((is_allow(&d), d.reason.as_str(), d.requirement.as_str()), (false, "principal_revoked", "R6"));
+    assert_eq!(
+        (is_allow(&d), d.reason.as_str(), d.requirement.as_str()),
+        (false, "principal_revoked", "R6")
+    );
     server.stop().await.unwrap();
 
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
     let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
-    assert_eq!(d.reason, "principal_revoked", "a restart must not resurrect a revoked principal");
+    assert_eq!(
+        d.reason, "principal_revoked",
+        "a restart must not resurrect a revoked principal"
+    );
 
-    a.push_snapshot(admin(push_request(example("clinic-portal")))).await.unwrap();
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
-    assert_eq!((d.version, d.reason.as_str()), (2, "principal_revoked"), "a push listing her as active does not undo it");
-
-    a.reinstate_principal(admin(pb::ReinstatePrincipalRequest { principal: "dr-ann".into(), reason: "error".into(), author: "hr".into() }))
+    a.push_snapshot(admin(push_request(example("clinic-portal"))))
         .await
         .unwrap();
-    assert!(is_allow(&c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()));
+    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    assert_eq!(
+        (d.version, d.reason.as_str()),
+        (2, "principal_revoked"),
+        "a push listing her as active does not undo it"
+    );
+
+    a.reinstate_principal(admin(pb::ReinstatePrincipalRequest {
+        principal: "dr-ann".into(),
+        reason: "error".into(),
+        author: "hr".into(),
+    }))
+    .await
+    .unwrap();
+    assert!(is_allow(
+        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
+    ));
     let err = a
-        .reinstate_principal(admin(pb::ReinstatePrincipalRequest { principal: "dr-ann".into(), ..Default::default() }))
+        .reinstate_principal(admin(pb::ReinstatePrincipalRequest {
+            principal: "dr-ann".into(),
+            ..Default::default()
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -48,11 +81,27 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
     let dir = temp_dir("temporary");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let mut req = check("fd-jo", "read", "patient_record", "p-1", Some("clinic-south"));
     req.at = None;
-    req.session = Some(pb::Session { authenticated_at: Some(now), last_activity: Some(now), ..Default::default() });
-    assert_eq!(c.check(req.clone()).await.unwrap().into_inner().decision.unwrap().reason, "no_matching_grant");
+    req.session = Some(pb::Session {
+        authenticated_at: Some(now),
+        last_activity: Some(now),
+        ..Default::default()
+    });
+    assert_eq!(
+        c.check(req.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .reason,
+        "no_matching_grant"
+    );
 
     let grant = |principal: &str, role: &str| {
         admin(pb::GrantTemporaryRequest {
@@ -63,26 +112,67 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
             ..Default::default()
         })
     };
-    let g = a.grant_temporary(grant("fd-jo", "clinician")).await.unwrap().into_inner();
-    assert!((g.expires_at - now - 3600).abs() <= 5, "default TTL is the snapshot's temporary_default_ttl (1h)");
+    let g = a
+        .grant_temporary(grant("fd-jo", "clinician"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        (g.expires_at - now - 3600).abs() <= 5,
+        "default TTL is the snapshot's temporary_default_ttl (1h)"
+    );
     let d = c.check(req.clone()).await.unwrap().into_inner().decision.unwrap();
     assert_eq!((is_allow(&d), d.rule.as_str()), (true, g.id.as_str()));
 
-    a.push_snapshot(admin(push_request(example("clinic-portal")))).await.unwrap();
-    assert!(is_allow(&c.check(req.clone()).await.unwrap().into_inner().decision.unwrap()), "survives pushes");
+    a.push_snapshot(admin(push_request(example("clinic-portal"))))
+        .await
+        .unwrap();
+    assert!(
+        is_allow(&c.check(req.clone()).await.unwrap().into_inner().decision.unwrap()),
+        "survives pushes"
+    );
     server.stop().await.unwrap();
 
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    assert!(is_allow(&c.check(req.clone()).await.unwrap().into_inner().decision.unwrap()), "survives restarts");
+    assert!(
+        is_allow(&c.check(req.clone()).await.unwrap().into_inner().decision.unwrap()),
+        "survives restarts"
+    );
     let mut later = req;
     later.at = Some(g.expires_at);
-    later.session = Some(pb::Session { authenticated_at: Some(g.expires_at), last_activity: Some(g.expires_at), ..Default::default() });
-    assert_eq!(c.check(later).await.unwrap().into_inner().decision.unwrap().reason, "grant_expired", "R11: inert once expired");
+    later.session = Some(pb::Session {
+        authenticated_at: Some(g.expires_at),
+        last_activity: Some(g.expires_at),
+        ..Default::default()
+    });
+    assert_eq!(
+        c.check(later).await.unwrap().into_inner().decision.unwrap().reason,
+        "grant_expired",
+        "R11: inert once expired"
+    );
 
-    assert_eq!(a.grant_temporary(grant("nobody", "clinician")).await.unwrap_err().code(), tonic::Code::InvalidArgument);
-    assert_eq!(a.grant_temporary(grant("fd-jo", "wizard")).await.unwrap_err().code(), tonic::Code::InvalidArgument);
-    let two_scopes = admin(pb::GrantTemporaryRequest { principal: "fd-jo".into(), role: "clinician".into(), all: true, tenant: Some("x".into()), ..Default::default() });
-    assert_eq!(a.grant_temporary(two_scopes).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        a.grant_temporary(grant("nobody", "clinician"))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::InvalidArgument
+    );
+    assert_eq!(
+        a.grant_temporary(grant("fd-jo", "wizard")).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    let two_scopes = admin(pb::GrantTemporaryRequest {
+        principal: "fd-jo".into(),
+        role: "clinician".into(),
+        all: true,
+        tenant: Some("x".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        a.grant_temporary(two_scopes).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
     server.stop().await.unwrap();
 }

@@ -1,5 +1,11 @@
 //! Every RPC of both services against a real server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 mod common;
 
@@ -14,7 +20,10 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
 
     let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
     assert!(is_allow(&d));
-    assert_eq!((d.reason.as_str(), d.requirement.as_str(), d.rule.as_str(), d.version), ("granted", "R2", "north-clinicians", 1));
+    assert_eq!(
+        (d.reason.as_str(), d.requirement.as_str(), d.rule.as_str(), d.version),
+        ("granted", "R2", "north-clinicians", 1)
+    );
 
     let mut other = ann_reads();
     other.resource.as_mut().unwrap().tenant = Some("clinic-south".into());
@@ -26,17 +35,26 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
 
     let unknown = check("nobody", "read", "patient_record", "p-1", Some("clinic-north"));
     let d = c.check(unknown).await.unwrap().into_inner().decision.unwrap();
-    assert_eq!(d.reason, "unknown_principal", "unknown principals are denies, not errors");
+    assert_eq!(
+        d.reason, "unknown_principal",
+        "unknown principals are denies, not errors"
+    );
 
     let e = c.explain(ann_reads()).await.unwrap().into_inner().decision.unwrap();
     assert!(e.trace.iter().any(|s| s.contains("north-clinicians")), "{:?}", e.trace);
 
     let batch = c
-        .batch_check(pb::BatchCheckRequest { requests: vec![ann_reads(), other], min_version: 0 })
+        .batch_check(pb::BatchCheckRequest {
+            requests: vec![ann_reads(), other],
+            min_version: 0,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(batch.decisions.iter().map(is_allow).collect::<Vec<_>>(), vec![true, false]);
+    assert_eq!(
+        batch.decisions.iter().map(is_allow).collect::<Vec<_>>(),
+        vec![true, false]
+    );
     assert_eq!(batch.version, 1);
 
     let f = c
@@ -67,17 +85,32 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
         .await
         .unwrap()
         .into_inner();
-    let who: Vec<_> = subjects.paths.iter().map(|p| (p.principal.as_str(), p.grant.as_str())).collect();
+    let who: Vec<_> = subjects
+        .paths
+        .iter()
+        .map(|p| (p.principal.as_str(), p.grant.as_str()))
+        .collect();
     assert!(who.contains(&("dr-ann", "north-clinicians")), "{who:?}");
-    assert!(who.contains(&("er-kim", "kim-emergency")), "break-glass holders are listed: {who:?}");
+    assert!(
+        who.contains(&("er-kim", "kim-emergency")),
+        "break-glass holders are listed: {who:?}"
+    );
     assert!(!who.iter().any(|(p, _)| *p == "dr-bob"), "{who:?}");
 
     let access = c
-        .list_principal_access(pb::ListPrincipalAccessRequest { principal: "mgr-eve".into(), min_version: 0 })
+        .list_principal_access(pb::ListPrincipalAccessRequest {
+            principal: "mgr-eve".into(),
+            min_version: 0,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert!(access.paths.iter().any(|p| p.grant == "eve-admin" && p.resource_type == "clinic_settings"));
+    assert!(
+        access
+            .paths
+            .iter()
+            .any(|p| p.grant == "eve-admin" && p.resource_type == "clinic_settings")
+    );
     server.stop().await.unwrap();
 }
 
@@ -90,7 +123,10 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
 
     let bad = b"principals: [{id: svc, kind: service}]\ngrants: [{principal: svc, role: nope, scope: all}]\n".to_vec();
     let v = a
-        .validate_snapshot(admin(pb::ValidateSnapshotRequest { bundle: bad, format: pb::BundleFormat::Yaml as i32 }))
+        .validate_snapshot(admin(pb::ValidateSnapshotRequest {
+            bundle: bad,
+            format: pb::BundleFormat::Yaml as i32,
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -98,18 +134,33 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     let paths: Vec<_> = v.problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, vec!["principals[0]", "grants[0].role"]);
 
-    let pushed = a.push_snapshot(admin(push_request(clinic_without_ann()))).await.unwrap().into_inner();
+    let pushed = a
+        .push_snapshot(admin(push_request(clinic_without_ann())))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(pushed.version, 2);
     assert_eq!(pushed.content_hash.len(), 64);
-    assert!(!is_allow(&c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()));
+    assert!(!is_allow(
+        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
+    ));
 
-    let versions = a.list_versions(admin(pb::ListVersionsRequest {})).await.unwrap().into_inner().versions;
+    let versions = a
+        .list_versions(admin(pb::ListVersionsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
     assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
     assert_eq!(versions[0].parent, 1);
     assert_eq!(versions[0].author, "test");
 
     let rolled = a
-        .rollback(admin(pb::RollbackRequest { version: 1, author: "ops".into(), expected_parent_version: Some(2) }))
+        .rollback(admin(pb::RollbackRequest {
+            version: 1,
+            author: "ops".into(),
+            expected_parent_version: Some(2),
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -119,7 +170,14 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     assert!(is_allow(&d));
     assert_eq!(d.version, 3);
 
-    let err = a.rollback(admin(pb::RollbackRequest { version: 99, author: "ops".into(), expected_parent_version: None })).await.unwrap_err();
+    let err = a
+        .rollback(admin(pb::RollbackRequest {
+            version: 99,
+            author: "ops".into(),
+            expected_parent_version: None,
+        }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
     let g = a
@@ -138,24 +196,51 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     let mut jo = ann_reads();
     jo.principal = "fd-jo".into();
     jo.at = None;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    jo.session = Some(pb::Session { authenticated_at: Some(now), last_activity: Some(now), ..Default::default() });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jo.session = Some(pb::Session {
+        authenticated_at: Some(now),
+        last_activity: Some(now),
+        ..Default::default()
+    });
     let d = c.check(jo).await.unwrap().into_inner().decision.unwrap();
     assert!(is_allow(&d), "{d:?}");
     assert_eq!(d.rule, g.id);
 
-    a.revoke_principal(admin(pb::RevokePrincipalRequest { principal: "dr-ann".into(), reason: "left".into(), author: "hr".into() }))
+    a.revoke_principal(admin(pb::RevokePrincipalRequest {
+        principal: "dr-ann".into(),
+        reason: "left".into(),
+        author: "hr".into(),
+    }))
+    .await
+    .unwrap();
+    let info = a
+        .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
         .await
-        .unwrap();
-    let info = a.get_snapshot_info(admin(pb::GetSnapshotInfoRequest {})).await.unwrap().into_inner();
+        .unwrap()
+        .into_inner();
     assert_eq!(info.live.unwrap().version, 3);
-    assert_eq!(info.revoked.iter().map(|r| (r.principal.as_str(), r.reason.as_str())).collect::<Vec<_>>(), vec![("dr-ann", "left")]);
+    assert_eq!(
+        info.revoked
+            .iter()
+            .map(|r| (r.principal.as_str(), r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("dr-ann", "left")]
+    );
     assert_eq!(info.temporary_grants.len(), 1);
     assert_eq!(info.temporary_grants[0].scope, "tenant:clinic-north");
 
-    a.reinstate_principal(admin(pb::ReinstatePrincipalRequest { principal: "dr-ann".into(), reason: "rehired".into(), author: "hr".into() }))
-        .await
-        .unwrap();
-    assert!(is_allow(&c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()));
+    a.reinstate_principal(admin(pb::ReinstatePrincipalRequest {
+        principal: "dr-ann".into(),
+        reason: "rehired".into(),
+        author: "hr".into(),
+    }))
+    .await
+    .unwrap();
+    assert!(is_allow(
+        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
+    ));
     server.stop().await.unwrap();
 }

@@ -1,5 +1,11 @@
 //! A real server on an ephemeral loopback port, and real tonic clients, for integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers")]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
 
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient;
@@ -25,7 +31,10 @@ pub struct TestServer {
 
 /// A fresh, empty directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let dir = std::env::temp_dir().join(format!("portcullis-{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -33,7 +42,9 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// Path of an example bundle.
 pub fn example_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples").join(format!("{name}.yaml"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(format!("{name}.yaml"))
 }
 
 /// Bytes of an example bundle.
@@ -60,7 +71,12 @@ impl TestServer {
         let handle = tokio::spawn(run(cfg, engine, listener, async {
             let _ = rx.await;
         }));
-        TestServer { addr, dir: dir.to_path_buf(), shutdown: Some(tx), handle }
+        TestServer {
+            addr,
+            dir: dir.to_path_buf(),
+            shutdown: Some(tx),
+            handle,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -102,7 +118,8 @@ pub fn admin<T>(message: T) -> tonic::Request<T> {
 /// A request carrying a bearer token.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
-    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
 }
 
@@ -111,7 +128,12 @@ pub fn check(principal: &str, action: &str, rtype: &str, id: &str, tenant: Optio
     pb::CheckRequest {
         principal: principal.into(),
         action: action.into(),
-        resource: Some(pb::Resource { r#type: rtype.into(), id: id.into(), tenant: tenant.map(Into::into), ..Default::default() }),
+        resource: Some(pb::Resource {
+            r#type: rtype.into(),
+            id: id.into(),
+            tenant: tenant.map(Into::into),
+            ..Default::default()
+        }),
         session: Some(pb::Session {
             authenticated_at: Some(AT - 600),
             last_activity: Some(AT - 60),

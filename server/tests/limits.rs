@@ -1,0 +1,248 @@
+//! Input limits at N-1, N and N+1, malformed requests, and authentication.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod common;
+
+use common::*;
+use portcullis_proto::v1 as pb;
+use prost::Message;
+
+#[tokio::test]
+async fn batch_size_limit() {
+    let dir = temp_dir("batch-limit");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.limits.max_batch = 5).await;
+    let mut c = server.authz().await;
+    for n in [4, 5] {
+        let r = c
+            .batch_check(pb::BatchCheckRequest {
+                requests: vec![ann_reads(); n],
+                min_version: 0,
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.into_inner().decisions.len(), n);
+    }
+    let err = c
+        .batch_check(pb::BatchCheckRequest {
+            requests: vec![ann_reads(); 6],
+            min_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(err.message(), "batch of 6 requests exceeds the limit of 5");
+    server.stop().await.unwrap();
+}
+
+/// The clinic example padded with a trailing comment to exactly `len` bytes.
+fn bundle_of_len(len: usize) -> Vec<u8> {
+    let mut b = example("clinic-portal");
+    b.extend_from_slice(b"\n#");
+    assert!(b.len() <= len);
+    b.resize(len, b'x');
+    b
+}
+
+#[tokio::test]
+async fn bundle_size_limit() {
+    let limit = example("clinic-portal").len() + 100;
+    let dir = temp_dir("bundle-limit");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.limits.max_bundle_bytes = limit).await;
+    let mut a = server.admin().await;
+    for len in [limit - 1, limit] {
+        a.push_snapshot(admin(push_request(bundle_of_len(len)))).await.unwrap();
+    }
+    let err = a
+        .push_snapshot(admin(push_request(bundle_of_len(limit + 1))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        err.message(),
+        format!("bundle of {} bytes exceeds the limit of {limit} bytes", limit + 1)
+    );
+    let err = a
+        .validate_snapshot(admin(pb::ValidateSnapshotRequest {
+            bundle: bundle_of_len(limit + 1),
+            format: 0,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    server.stop().await.unwrap();
+}
+
+/// A check request whose encoded size is exactly `len`.
+fn check_of_len(len: usize) -> pb::CheckRequest {
+    let mut r = ann_reads();
+    let base = r.encoded_len();
+    let res = r.resource.as_mut().unwrap();
+    res.attributes.insert("pad".into(), String::new());
+    let mut pad = len.saturating_sub(r.encoded_len());
+    loop {
+        r.resource
+            .as_mut()
+            .unwrap()
+            .attributes
+            .insert("pad".into(), "x".repeat(pad));
+        match r.encoded_len().cmp(&len) {
+            std::cmp::Ordering::Equal => return r,
+            std::cmp::Ordering::Greater => pad -= 1,
+            std::cmp::Ordering::Less => pad += 1,
+        }
+        assert!(base < len);
+    }
+}
+
+#[tokio::test]
+async fn message_size_limit() {
+    let limit = 4096;
+    let dir = temp_dir("message-limit");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.limits.max_message_bytes = limit).await;
+    let mut c = server.authz().await;
+    for len in [limit - 1, limit] {
+        let d = c.check(check_of_len(len)).await.unwrap().into_inner().decision.unwrap();
+        assert!(is_allow(&d));
+    }
+    let err = c.check(check_of_len(limit + 1)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    // The server is still there.
+    assert!(c.check(ann_reads()).await.is_ok());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_requests_get_precise_errors() {
+    let dir = temp_dir("malformed");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut c = server.authz().await;
+    let mut no_resource = ann_reads();
+    no_resource.resource = None;
+    let err = c.check(no_resource).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (tonic::Code::InvalidArgument, "`resource` is required")
+    );
+
+    let mut bad_factor = ann_reads();
+    bad_factor.session.as_mut().unwrap().factors.push("retina".into());
+    let err = c.check(bad_factor.clone()).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (tonic::Code::InvalidArgument, "unknown factor kind `retina`")
+    );
+
+    let err = c
+        .batch_check(pb::BatchCheckRequest {
+            requests: vec![ann_reads(), bad_factor],
+            min_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "requests[1]: unknown factor kind `retina`");
+
+    let unknown_type = check("dr-ann", "read", "starship", "x", None);
+    assert_eq!(
+        c.check(unknown_type)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .reason,
+        "unknown_resource_type"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn admin_calls_need_a_valid_token_and_change_nothing_without_one() {
+    let dir = temp_dir("auth");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut a = server.admin().await;
+    let err = a
+        .push_snapshot(tonic::Request::new(push_request(clinic_without_ann())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let err = a
+        .push_snapshot(with_token(push_request(clinic_without_ann()), "guess"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let err = a
+        .revoke_principal(with_token(
+            pb::RevokePrincipalRequest {
+                principal: "dr-ann".into(),
+                ..Default::default()
+            },
+            "guess",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let versions = a
+        .list_versions(admin(pb::ListVersionsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert_eq!(versions.len(), 1);
+    let mut c = server.authz().await;
+    assert!(is_allow(
+        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
+    ));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn checks_can_require_a_service_token() {
+    let dir = temp_dir("check-token");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.check_tokens.add_plain("svc-token")).await;
+    let mut c = server.authz().await;
+    assert_eq!(
+        c.check(ann_reads()).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    assert!(c.check(with_token(ann_reads(), "svc-token")).await.is_ok());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_configured_tokens_one_is_generated_owner_only() {
+    let dir = temp_dir("generated-token");
+    let mut cfg = portcullis_server::serve::ServeConfig::new(dir.clone());
+    portcullis_server::serve::prepare(&mut cfg).await.unwrap();
+    let path = dir.join("admin-token");
+    let token = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(token.len(), 64);
+    assert!(cfg.admin_tokens.accepts(&token));
+    assert!(!cfg.admin_tokens.accepts("admin"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn plaintext_on_a_public_address_is_refused_without_insecure() {
+    let dir = temp_dir("insecure");
+    let mut cfg = portcullis_server::serve::ServeConfig::new(dir.clone());
+    let engine = portcullis_server::serve::prepare(&mut cfg).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = portcullis_server::serve::run(cfg, engine, listener, async {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refusing to serve plaintext on non-loopback address"),
+        "{err}"
+    );
+}
