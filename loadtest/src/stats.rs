@@ -1,0 +1,149 @@
+//! Latency and outcome recording: one recorder per worker, merged at the end.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The kinds of call the load tester makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// AuthorizationService.Check.
+    Check,
+    /// AuthorizationService.BatchCheck.
+    Batch,
+    /// AuthorizationService.FilterRows.
+    Filter,
+    /// grpc.health.v1 Check: the transport ceiling.
+    Health,
+    /// PolicyAdminService.PushSnapshot.
+    Push,
+    /// From a push's acknowledgement to the first Check answered by the pushed version.
+    Visible,
+}
+
+impl Kind {
+    /// All kinds, in report order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Check,
+        Kind::Batch,
+        Kind::Filter,
+        Kind::Health,
+        Kind::Push,
+        Kind::Visible,
+    ];
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Check => "check",
+            Kind::Batch => "batch",
+            Kind::Filter => "filter",
+            Kind::Health => "health",
+            Kind::Push => "push",
+            Kind::Visible => "visible",
+        }
+    }
+}
+
+/// 1 µs .. 100 s at 3 significant digits; values in microseconds.
+#[expect(clippy::expect_used, reason = "constant, valid bounds cannot fail")]
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Outcomes of one kind of call.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Latency of successful calls, µs.
+    pub latency: Histogram<u64>,
+    /// Failed calls by gRPC status code name.
+    pub errors: BTreeMap<String, u64>,
+    /// Decisions returned (a batch counts each).
+    pub decisions: u64,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            latency: histogram(),
+            errors: BTreeMap::new(),
+            decisions: 0,
+        }
+    }
+}
+
+impl Series {
+    fn merge(&mut self, other: &Series) {
+        let _ = self.latency.add(&other.latency);
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.decisions += other.decisions;
+    }
+
+    /// Calls made, successful or not.
+    pub fn calls(&self) -> u64 {
+        self.latency.len() + self.errors.values().sum::<u64>()
+    }
+}
+
+/// What one worker saw: per kind, overall and per second of the run.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    /// Whole measured period.
+    pub total: BTreeMap<Kind, Series>,
+    /// Per second since the end of warm-up.
+    pub seconds: Vec<BTreeMap<Kind, Series>>,
+    /// Decisions that differed from the bundle's own answer (`--verify`).
+    pub mismatches: u64,
+    /// First few mismatches, described.
+    pub mismatch_examples: Vec<String>,
+}
+
+impl Recorder {
+    /// Records a call that ended `since_start` after measurement began.
+    pub fn record(&mut self, kind: Kind, since_start: Duration, latency: Duration, outcome: Result<u64, tonic::Code>) {
+        let second = since_start.as_secs() as usize;
+        if self.seconds.len() <= second {
+            self.seconds.resize_with(second + 1, BTreeMap::new);
+        }
+        let micros = (latency.as_micros() as u64).clamp(1, 100_000_000);
+        apply(self.total.entry(kind).or_default(), micros, outcome);
+        if let Some(bucket) = self.seconds.get_mut(second) {
+            apply(bucket.entry(kind).or_default(), micros, outcome);
+        }
+    }
+
+    /// Folds another worker's recorder into this one.
+    pub fn merge(&mut self, other: &Recorder) {
+        for (k, s) in &other.total {
+            self.total.entry(*k).or_default().merge(s);
+        }
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize_with(other.seconds.len(), BTreeMap::new);
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
+            for (k, s) in theirs {
+                mine.entry(*k).or_default().merge(s);
+            }
+        }
+        self.mismatches += other.mismatches;
+        for m in &other.mismatch_examples {
+            if self.mismatch_examples.len() < 5 {
+                self.mismatch_examples.push(m.clone());
+            }
+        }
+    }
+}
+
+fn apply(s: &mut Series, micros: u64, outcome: Result<u64, tonic::Code>) {
+    match outcome {
+        Ok(decisions) => {
+            let _ = s.latency.record(micros);
+            s.decisions += decisions;
+        }
+        Err(code) => *s.errors.entry(format!("{code:?}")).or_default() += 1,
+    }
+}
