@@ -72,6 +72,39 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Reason; 26] = {
+        use Reason::*;
+        [
+            Granted,
+            PublicResource,
+            BreakGlass,
+            NoMatchingGrant,
+            UnknownPrincipal,
+            UnknownResourceType,
+            UnknownAction,
+            PrincipalRevoked,
+            AccountTerminated,
+            AccountDisabled,
+            AccountLocked,
+            AccountDormant,
+            SessionIdle,
+            SessionExpired,
+            SharedAccountSensitive,
+            NetworkNotAllowed,
+            MfaRequired,
+            ExplicitDeny,
+            ImpersonationNotAllowed,
+            BreakGlassReasonRequired,
+            GrantNotYetValid,
+            GrantExpired,
+            GrantLapsed,
+            ElevationRequired,
+            ElevationExpired,
+            DualControlRequired,
+        ]
+    };
+
     /// The requirement id this reason enforces (`R1`..`R19`).
     pub fn rule_id(self) -> &'static str {
         use Reason::*;

@@ -210,6 +210,14 @@ impl Snapshot {
         self.principals.get(id).is_some()
     }
 
+    /// Whether a resource type is classified sensitive (ePHI); unknown types count as sensitive.
+    pub fn is_sensitive(&self, resource_type: &str) -> bool {
+        self.type_keys
+            .get(resource_type)
+            .and_then(|&k| self.types.get(usize::from(k)))
+            .is_none_or(|t| t.sensitive)
+    }
+
     /// Whether the snapshot defines this role.
     pub fn has_role(&self, name: &str) -> bool {
         self.role_keys.contains_key(name)

@@ -157,8 +157,8 @@ impl Engine {
 
     /// The overlay every check applies. Lock-free.
     #[inline]
-    pub fn overlay(&self) -> arc_swap::Guard<Arc<Overlay>> {
-        self.overlay.load()
+    pub fn overlay_full(&self) -> Arc<Overlay> {
+        self.overlay.load_full()
     }
 
     /// The live version, 0 when none.

@@ -2,12 +2,14 @@
 //! store and admin API, and the command line for authors and operators.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod bundle_file;
 pub mod cli;
 pub mod client;
 pub mod convert;
 pub mod engine;
+pub mod metrics;
 pub mod serve;
 pub mod status;
 pub mod store;

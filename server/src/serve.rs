@@ -1,8 +1,10 @@
 //! `portcullis serve`: configuration, startup, the gRPC server and graceful shutdown.
 
-use crate::api::{AdminApi, AuthorizationApi, Limits};
+use crate::api::{AdminApi, AuthorizationApi, Limits, Telemetry};
+use crate::audit::{Audit, Coverage, SinkConfig};
 use crate::auth::{Tokens, generate_token};
 use crate::engine::{Engine, Push};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use portcullis_policy::Format;
@@ -55,6 +57,16 @@ pub struct FileConfig {
     pub request_timeout: Option<String>,
     /// Log as JSON lines.
     pub log_json: Option<bool>,
+    /// Prometheus endpoint address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Audit trail directory.
+    pub audit_dir: Option<PathBuf>,
+    /// Audit every decision.
+    pub audit_all_decisions: Option<bool>,
+    /// Audit queue capacity.
+    pub audit_queue: Option<usize>,
+    /// Longest wait for the audit fsync, e.g. `100ms`.
+    pub audit_sync_every: Option<String>,
 }
 
 /// Everything `serve` needs, after flags, environment and file are merged.
@@ -78,6 +90,40 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Request deadline.
     pub request_timeout: Duration,
+    /// Audit trail settings; `None` turns it off.
+    pub audit: Option<AuditSettings>,
+    /// Address of the Prometheus endpoint, when wanted.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Where and how the audit trail is written (A1).
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Directory of the chained JSON-lines files (default `DATA/audit`).
+    pub dir: Option<PathBuf>,
+    /// Record every decision, not only those A1 requires.
+    pub all_decisions: bool,
+    /// Queue capacity between the check path and the sink.
+    pub queue: usize,
+    /// Longest wait for fsync.
+    pub sync_every: Duration,
+    /// Rotate past this size.
+    pub max_file_bytes: u64,
+    /// Rotate past this age.
+    pub max_file_age: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            dir: None,
+            all_decisions: false,
+            queue: 65_536,
+            sync_every: Duration::from_millis(100),
+            max_file_bytes: 64 << 20,
+            max_file_age: Duration::from_secs(86_400),
+        }
+    }
 }
 
 /// TLS material on disk.
@@ -104,6 +150,8 @@ impl ServeConfig {
             insecure: false,
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
+            audit: Some(AuditSettings::default()),
+            metrics_listen: None,
         }
     }
 
@@ -141,6 +189,17 @@ impl ServeConfig {
         }
         if let Some(n) = file.max_message_bytes {
             self.limits.max_message_bytes = n;
+        }
+        if file.metrics_listen.is_some() {
+            self.metrics_listen = file.metrics_listen;
+        }
+        if let Some(a) = &mut self.audit {
+            a.dir = file.audit_dir.or(a.dir.take());
+            a.all_decisions |= file.audit_all_decisions.unwrap_or(false);
+            a.queue = file.audit_queue.unwrap_or(a.queue);
+            if let Some(t) = file.audit_sync_every {
+                a.sync_every = humantime::parse_duration(&t).with_context(|| format!("audit_sync_every `{t}`"))?;
+            }
         }
         if let Some(t) = file.request_timeout {
             self.request_timeout = humantime::parse_duration(&t).with_context(|| format!("request_timeout `{t}`"))?;
@@ -216,6 +275,22 @@ pub async fn run(
     if cfg.tls.is_none() && !addr.ip().is_loopback() && !cfg.insecure {
         bail!("refusing to serve plaintext on non-loopback address {addr}: configure TLS or pass --insecure");
     }
+    let telemetry = Telemetry {
+        metrics: Arc::new(Metrics::default()),
+        audit: start_audit(&cfg)?,
+    };
+    if let Some(addr) = cfg.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        tracing::info!(%addr, "metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            telemetry.metrics.clone(),
+            engine.clone(),
+            telemetry.audit.clone(),
+        ));
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     spawn_health(engine.clone(), health);
 
@@ -226,13 +301,13 @@ pub async fn run(
 
     let admin_tokens = cfg.admin_tokens.clone();
     let admin = InterceptedService::new(
-        PolicyAdminServiceServer::new(AdminApi::new(engine.clone(), cfg.limits))
+        PolicyAdminServiceServer::new(AdminApi::new(engine.clone(), cfg.limits, telemetry.clone()))
             .max_decoding_message_size(cfg.limits.max_bundle_bytes.saturating_add(64 << 10)),
         move |req: tonic::Request<()>| admin_tokens.check(&req).map(|()| req),
     );
     let check_tokens = cfg.check_tokens.clone();
     let authz = InterceptedService::new(
-        AuthorizationServiceServer::new(AuthorizationApi::new(engine.clone(), cfg.limits))
+        AuthorizationServiceServer::new(AuthorizationApi::new(engine.clone(), cfg.limits, telemetry.clone()))
             .max_decoding_message_size(cfg.limits.max_message_bytes),
         move |req: tonic::Request<()>| {
             if check_tokens.is_empty() {
@@ -255,8 +330,32 @@ pub async fn run(
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await?;
+    if let Some(audit) = &telemetry.audit {
+        audit.close().await;
+        let (written, dropped, refused, errors) = audit.counters();
+        tracing::info!(written, dropped, refused, errors, "audit trail flushed");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn start_audit(cfg: &ServeConfig) -> Result<Option<Arc<Audit>>> {
+    let Some(a) = &cfg.audit else { return Ok(None) };
+    let dir = a.dir.clone().unwrap_or_else(|| cfg.data_dir.join("audit"));
+    let sink = SinkConfig {
+        dir: dir.clone(),
+        max_file_bytes: a.max_file_bytes,
+        max_file_age: a.max_file_age,
+        sync_every: a.sync_every,
+    };
+    let coverage = if a.all_decisions {
+        Coverage::All
+    } else {
+        Coverage::Required
+    };
+    let audit = Audit::start(sink, a.queue, coverage)
+        .with_context(|| format!("cannot open the audit trail in `{}`", dir.display()))?;
+    Ok(Some(Arc::new(audit)))
 }
 
 fn tls_config(tls: &TlsFiles) -> Result<ServerTlsConfig> {

@@ -1,8 +1,8 @@
 //! `PolicyAdminService`: pushes, dry runs, versions, rollbacks and overlay changes.
 
-use super::Limits;
+use super::{Caller, Limits, Telemetry};
 use crate::convert;
-use crate::engine::{Engine, Push};
+use crate::engine::{Engine, EngineError, Push};
 use crate::store::VersionMeta;
 use portcullis_policy::{CompileError, parse_bundle, validate};
 use portcullis_proto::v1 as pb;
@@ -15,12 +15,33 @@ use tonic::{Request, Response, Status};
 pub struct AdminApi {
     engine: Arc<Engine>,
     limits: Limits,
+    telemetry: Telemetry,
 }
 
 impl AdminApi {
     /// Administers `engine`.
-    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
-        AdminApi { engine, limits }
+    pub fn new(engine: Arc<Engine>, limits: Limits, telemetry: Telemetry) -> Self {
+        AdminApi {
+            engine,
+            limits,
+            telemetry,
+        }
+    }
+
+    /// Records a change in the audit trail with its outcome (A1), then returns it.
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        author: &str,
+        result: Result<T, EngineError>,
+        describe: impl FnOnce(&T) -> String,
+    ) -> Result<T, Status> {
+        let text = result.as_ref().map(describe).map_err(ToString::to_string);
+        self.telemetry
+            .admin(caller, operation, author, self.engine.version(), text)
+            .await;
+        result.map_err(Status::from)
     }
 
     fn check_size(&self, bundle: &[u8]) -> Result<(), Status> {
@@ -67,17 +88,27 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::PushSnapshotRequest>,
     ) -> Result<Response<pb::PushSnapshotResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("PushSnapshot");
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         self.check_size(&r.bundle)?;
+        let by = author(r.author);
+        let started = std::time::Instant::now();
+        let push = Push {
+            format: convert::format(r.format)?,
+            bundle: r.bundle,
+            author: by.clone(),
+            expected_parent: r.expected_parent_version,
+            message: r.message,
+            rollback_of: None,
+        };
+        let result = self.engine.push(push).await;
+        if result.is_ok() {
+            self.telemetry.metrics.compiled(started.elapsed().as_secs_f64());
+        }
         let meta = self
-            .engine
-            .push(Push {
-                format: convert::format(r.format)?,
-                bundle: r.bundle,
-                author: author(r.author),
-                expected_parent: r.expected_parent_version,
-                message: r.message,
-                rollback_of: None,
+            .audited(&caller, "push_snapshot", &by, result, |m| {
+                format!("version {} sha256 {}", m.version, m.content_hash)
             })
             .await?;
         tracing::info!(version = meta.version, author = %meta.author, hash = %meta.content_hash, "snapshot pushed");
@@ -88,6 +119,7 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::ValidateSnapshotRequest>,
     ) -> Result<Response<pb::ValidateSnapshotResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("ValidateSnapshot");
         let r = request.into_inner();
         self.check_size(&r.bundle)?;
         let format = convert::format(r.format)?;
@@ -124,6 +156,7 @@ impl PolicyAdminService for AdminApi {
         &self,
         _request: Request<pb::GetSnapshotInfoRequest>,
     ) -> Result<Response<pb::GetSnapshotInfoResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("GetSnapshotInfo");
         let live = self.engine.live();
         let state = self.engine.overlay_state().await;
         let stats = live.as_ref().map(|l| l.snapshot.stats()).unwrap_or_default();
@@ -159,6 +192,7 @@ impl PolicyAdminService for AdminApi {
         &self,
         _request: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("ListVersions");
         let store = self.engine.store().clone();
         let (metas, corrupt) = tokio::task::spawn_blocking(move || store.list())
             .await
@@ -176,10 +210,18 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> Result<Response<pb::PushSnapshotResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("Rollback");
+        let caller = Caller::of(&request);
         let r = request.into_inner();
-        let meta = self
+        let by = author(r.author);
+        let result = self
             .engine
-            .rollback(r.version, author(r.author), r.expected_parent_version)
+            .rollback(r.version, by.clone(), r.expected_parent_version)
+            .await;
+        let meta = self
+            .audited(&caller, "rollback", &by, result, |m| {
+                format!("version {} restored as version {}", r.version, m.version)
+            })
             .await?;
         tracing::info!(version = meta.version, restores = r.version, author = %meta.author, "rolled back");
         Ok(pushed(meta))
@@ -189,10 +231,13 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::RevokePrincipalRequest>,
     ) -> Result<Response<pb::RevokePrincipalResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("RevokePrincipal");
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let by = author(r.author);
-        tracing::warn!(principal = %r.principal, author = %by, reason = %r.reason, "principal revoked");
-        let version = self.engine.revoke(r.principal, r.reason, by).await?;
+        let what = format!("revoked `{}`: {}", r.principal, r.reason);
+        let result = self.engine.revoke(r.principal, r.reason, by.clone()).await;
+        let version = self.audited(&caller, "revoke_principal", &by, result, |_| what).await?;
         Ok(Response::new(pb::RevokePrincipalResponse { version }))
     }
 
@@ -200,9 +245,15 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::ReinstatePrincipalRequest>,
     ) -> Result<Response<pb::RevokePrincipalResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("ReinstatePrincipal");
+        let caller = Caller::of(&request);
         let r = request.into_inner();
-        tracing::warn!(principal = %r.principal, author = %author(r.author), reason = %r.reason, "principal reinstated");
-        let version = self.engine.reinstate(r.principal).await?;
+        let by = author(r.author);
+        let what = format!("reinstated `{}`: {}", r.principal, r.reason);
+        let result = self.engine.reinstate(r.principal).await;
+        let version = self
+            .audited(&caller, "reinstate_principal", &by, result, |_| what)
+            .await?;
         Ok(Response::new(pb::RevokePrincipalResponse { version }))
     }
 
@@ -210,11 +261,26 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::GrantTemporaryRequest>,
     ) -> Result<Response<pb::GrantTemporaryResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("GrantTemporary");
+        let caller = Caller::of(&request);
         let r = request.into_inner();
+        let by = author(r.author);
         let scope = convert::scope(r.all, r.tenant, r.resource_type, r.resource_ids)?;
         let ttl = (r.ttl_seconds > 0).then_some(r.ttl_seconds);
-        let g = self.engine.grant_temporary(r.principal, r.role, scope, ttl).await?;
-        tracing::info!(id = %g.id, principal = %g.principal, role = %g.role, expires = g.expires.0, author = %author(r.author), reason = %r.reason, "temporary grant");
+        let result = self.engine.grant_temporary(r.principal, r.role, scope, ttl).await;
+        let g = self
+            .audited(&caller, "grant_temporary", &by, result, |g| {
+                format!(
+                    "{} gives `{}` role `{}` on {} until {}: {}",
+                    g.id,
+                    g.principal,
+                    g.role,
+                    convert::scope_text(&g.scope),
+                    g.expires,
+                    r.reason
+                )
+            })
+            .await?;
         Ok(Response::new(pb::GrantTemporaryResponse {
             id: g.id,
             expires_at: g.expires.0,

@@ -1,11 +1,10 @@
 //! `AuthorizationService`: decisions, row filters and access reviews, lock-free on the live snapshot.
 
-use super::Limits;
+use super::{Caller, Limits, Telemetry};
 use crate::convert;
 use crate::engine::{Engine, Live};
 use crate::status::{behind, not_serving};
-use portcullis_policy::Target;
-use portcullis_policy::{Overlay, Timestamp};
+use portcullis_policy::{Overlay, Target, Timestamp};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_server::AuthorizationService;
 use std::sync::Arc;
@@ -16,12 +15,17 @@ use tonic::{Request, Response, Status};
 pub struct AuthorizationApi {
     engine: Arc<Engine>,
     limits: Limits,
+    telemetry: Telemetry,
 }
 
 impl AuthorizationApi {
     /// Serves decisions from `engine`'s live snapshot.
-    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
-        AuthorizationApi { engine, limits }
+    pub fn new(engine: Arc<Engine>, limits: Limits, telemetry: Telemetry) -> Self {
+        AuthorizationApi {
+            engine,
+            limits,
+            telemetry,
+        }
     }
 
     /// The live snapshot, refusing when there is none or it is older than `min_version`.
@@ -33,10 +37,12 @@ impl AuthorizationApi {
         Ok(live)
     }
 
-    fn decide(
+    /// Decides one request, counts it, and audits it as A1 requires.
+    async fn decide(
         &self,
         live: &Live,
         overlay: &Overlay,
+        caller: &Caller,
         r: pb::CheckRequest,
         explain: bool,
     ) -> Result<pb::Decision, Status> {
@@ -47,13 +53,23 @@ impl AuthorizationApi {
         } else {
             live.snapshot.check(&request, overlay)
         };
-        Ok(convert::decision(&live.snapshot, d, hide))
+        self.telemetry.metrics.decision(d.effect, d.reason);
+        let wire = convert::decision(&live.snapshot, d, hide);
+        let sensitive = live.snapshot.is_sensitive(&request.resource.resource_type);
+        let mode = live.snapshot.settings().audit_on_backpressure;
+        Ok(self.telemetry.decided(caller, &request, wire, sensitive, mode).await)
     }
 
-    fn single(&self, request: Request<pb::CheckRequest>, explain: bool) -> Result<Response<pb::CheckResponse>, Status> {
+    async fn single(
+        &self,
+        request: Request<pb::CheckRequest>,
+        explain: bool,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let live = self.live(r.min_version)?;
-        let decision = self.decide(&live, &self.engine.overlay(), r, explain)?;
+        let overlay = self.engine.overlay_full();
+        let decision = self.decide(&live, &overlay, &caller, r, explain).await?;
         Ok(Response::new(pb::CheckResponse {
             decision: Some(decision),
         }))
@@ -63,17 +79,21 @@ impl AuthorizationApi {
 #[tonic::async_trait]
 impl AuthorizationService for AuthorizationApi {
     async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
-        self.single(request, false)
+        let _timer = self.telemetry.metrics.time("Check");
+        self.single(request, false).await
     }
 
     async fn explain(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
-        self.single(request, true)
+        let _timer = self.telemetry.metrics.time("Explain");
+        self.single(request, true).await
     }
 
     async fn batch_check(
         &self,
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("BatchCheck");
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         if r.requests.len() > self.limits.max_batch {
             return Err(Status::invalid_argument(format!(
@@ -83,16 +103,15 @@ impl AuthorizationService for AuthorizationApi {
             )));
         }
         let live = self.live(r.min_version)?;
-        let overlay = self.engine.overlay();
-        let decisions = r
-            .requests
-            .into_iter()
-            .enumerate()
-            .map(|(i, req)| {
-                self.decide(&live, &overlay, req, false)
-                    .map_err(|s| Status::new(s.code(), format!("requests[{i}]: {}", s.message())))
-            })
-            .collect::<Result<_, _>>()?;
+        let overlay = self.engine.overlay_full();
+        let mut decisions = Vec::with_capacity(r.requests.len());
+        for (i, req) in r.requests.into_iter().enumerate() {
+            let d = self
+                .decide(&live, &overlay, &caller, req, false)
+                .await
+                .map_err(|s| Status::new(s.code(), format!("requests[{i}]: {}", s.message())))?;
+            decisions.push(d);
+        }
         Ok(Response::new(pb::BatchCheckResponse {
             decisions,
             version: live.meta.version,
@@ -103,18 +122,15 @@ impl AuthorizationService for AuthorizationApi {
         &self,
         request: Request<pb::FilterRowsRequest>,
     ) -> Result<Response<pb::FilterRowsResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("FilterRows");
         let r = request.into_inner();
         let live = self.live(r.min_version)?;
         let session = convert::session(r.session.unwrap_or_default())?;
         let now = r.at.map_or_else(Timestamp::now, Timestamp);
-        let filter = live.snapshot.filter_rows(
-            &r.principal,
-            &r.action,
-            &r.resource_type,
-            &session,
-            now,
-            &self.engine.overlay(),
-        );
+        let overlay = self.engine.overlay_full();
+        let filter = live
+            .snapshot
+            .filter_rows(&r.principal, &r.action, &r.resource_type, &session, now, &overlay);
         Ok(Response::new(convert::filter(&live.snapshot, &filter)))
     }
 
@@ -122,6 +138,7 @@ impl AuthorizationService for AuthorizationApi {
         &self,
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("ListSubjects");
         let r = request.into_inner();
         let live = self.live(r.min_version)?;
         let target = match (&r.resource_id, &r.tenant) {
@@ -143,6 +160,7 @@ impl AuthorizationService for AuthorizationApi {
         &self,
         request: Request<pb::ListPrincipalAccessRequest>,
     ) -> Result<Response<pb::ListPrincipalAccessResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("ListPrincipalAccess");
         let r = request.into_inner();
         let live = self.live(r.min_version)?;
         let paths = live.snapshot.list_principal_access(&r.principal);

@@ -2,9 +2,11 @@
 
 mod admin;
 mod authorization;
+mod observe;
 
 pub use admin::AdminApi;
 pub use authorization::AuthorizationApi;
+pub use observe::{Caller, Telemetry};
 
 /// Input limits enforced by the services (the transport enforces message size).
 #[derive(Debug, Clone, Copy)]

@@ -49,10 +49,22 @@ enum Command {
     },
     /// Add a grant that expires (R11), effective from the next check.
     GrantTemporary(Box<remote::GrantArgs>),
+    /// Audit trail tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the SHA-256 digest of a token, for `admin_token_sha256` in the config file.
     TokenDigest {
         /// The token.
         token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check a directory's hash chain; names the first broken record (exit 1).
+    Verify {
+        /// Audit directory (e.g. `data/audit`).
+        dir: std::path::PathBuf,
     },
 }
 
@@ -73,6 +85,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             remote,
         } => remote::revoke(principal, reason, true, remote),
         Command::GrantTemporary(args) => remote::grant(*args),
+        Command::Audit(AuditCommand::Verify { dir }) => match crate::audit::verify(&dir)? {
+            Ok(records) => {
+                println!("{}: chain intact, {records} records", dir.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(broken) => {
+                println!("{}: BROKEN at {broken}", dir.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
         Command::TokenDigest { token } => {
             println!("{}", crate::auth::digest_hex(&token));
             Ok(ExitCode::SUCCESS)

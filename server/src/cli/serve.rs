@@ -42,6 +42,18 @@ pub(super) struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Directory of the audit trail [default: DATA/audit].
+    #[arg(long)]
+    audit_dir: Option<PathBuf>,
+    /// Audit every decision, not only those A1 requires (denies, sensitive data, break glass, impersonation).
+    #[arg(long)]
+    audit_all: bool,
+    /// Turn the audit trail off (not for production: A1 requires it).
+    #[arg(long, conflicts_with_all = ["audit_dir", "audit_all"])]
+    no_audit: bool,
 }
 
 pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
@@ -73,6 +85,15 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         });
     }
     cfg.insecure |= args.insecure;
+    if let Some(m) = args.metrics_listen {
+        cfg.metrics_listen = Some(m);
+    }
+    if args.no_audit {
+        cfg.audit = None;
+    } else if let Some(a) = &mut cfg.audit {
+        a.dir = args.audit_dir.or(a.dir.take());
+        a.all_decisions |= args.audit_all;
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let engine = prepare(&mut cfg).await?;

@@ -1,0 +1,149 @@
+//! What the services record about each call: metrics, and audit records (A1) built from
+//! the caller's identity, the request and the decision.
+
+use crate::audit::{Admit, Audit, AuditRecord};
+use crate::metrics::Metrics;
+use portcullis_policy::Request;
+use portcullis_policy::bundle::AuditBackpressure;
+use portcullis_proto::v1 as pb;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Metrics and the audit trail, shared by the services.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// The audit trail, when enabled.
+    pub audit: Option<Arc<Audit>>,
+}
+
+/// Who is calling, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Peer address, token fingerprint, mTLS.
+    pub client: String,
+    /// W3C trace id.
+    pub trace_id: String,
+}
+
+impl Caller {
+    /// Reads the caller's identity from a request's transport and metadata.
+    pub fn of<T>(request: &tonic::Request<T>) -> Caller {
+        let mut client = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        if let Some(token) = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            let digest = hex::encode(Sha256::digest(token.as_bytes()));
+            client.push_str(&format!(" token:{}", digest.get(..12).unwrap_or_default()));
+        }
+        if request.peer_certs().is_some_and(|c| !c.is_empty()) {
+            client.push_str(" mtls");
+        }
+        let trace_id = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split('-').nth(1))
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map_or_else(|| hex::encode(rand::random::<[u8; 16]>()), str::to_owned);
+        Caller { client, trace_id }
+    }
+}
+
+fn now_text() -> String {
+    let now = std::time::SystemTime::now();
+    humantime::format_rfc3339_millis(now).to_string()
+}
+
+impl Telemetry {
+    /// Counts a decision and, when A1 asks for it, records it. Returns the decision to send:
+    /// a deny (`audit_unavailable`, A1) when the trail could not take a required record.
+    pub async fn decided(
+        &self,
+        caller: &Caller,
+        req: &Request,
+        mut d: pb::Decision,
+        sensitive: bool,
+        mode: AuditBackpressure,
+    ) -> pb::Decision {
+        let allowed = d.effect == pb::Effect::Allow as i32;
+        let Some(audit) = &self.audit else { return d };
+        if !audit.wants(allowed, sensitive, d.break_glass, d.impersonated) {
+            return d;
+        }
+        let record = AuditRecord {
+            id: audit.next_id(),
+            time: now_text(),
+            kind: "decision",
+            severity: if d.break_glass || d.impersonated {
+                "high"
+            } else {
+                "info"
+            },
+            principal: req.principal.clone(),
+            acting_as: req.session.acting_as.clone(),
+            action: req.action.clone(),
+            resource_type: req.resource.resource_type.clone(),
+            resource_id: req.resource.id.clone(),
+            tenant: req.resource.tenant.clone(),
+            outcome: if allowed { "allow" } else { "deny" },
+            reason: d.reason.clone(),
+            requirement: d.requirement.clone(),
+            rule: d.rule.clone(),
+            version: d.version,
+            break_glass: d.break_glass,
+            break_glass_reason: d.break_glass.then(|| req.session.break_glass_reason.clone()).flatten(),
+            client: caller.client.clone(),
+            trace_id: caller.trace_id.clone(),
+            details: None,
+        };
+        if audit.submit(record, mode).await == Admit::Refused && allowed {
+            self.metrics.audit_deny();
+            d.effect = pb::Effect::Deny as i32;
+            d.reason = "audit_unavailable".to_owned();
+            d.requirement = "A1".to_owned();
+            d.rule.clear();
+        }
+        d
+    }
+
+    /// Records an admin call (always waits for room in the queue).
+    pub async fn admin(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        author: &str,
+        version: u64,
+        result: Result<String, String>,
+    ) {
+        let Some(audit) = &self.audit else { return };
+        let (outcome, details) = match result {
+            Ok(d) => ("ok", d),
+            Err(e) => ("failed", e),
+        };
+        let record = AuditRecord {
+            id: audit.next_id(),
+            time: now_text(),
+            kind: "admin",
+            severity: "high",
+            principal: author.to_owned(),
+            action: operation.to_owned(),
+            outcome,
+            reason: outcome.to_owned(),
+            version,
+            client: caller.client.clone(),
+            trace_id: caller.trace_id.clone(),
+            details: Some(details),
+            ..AuditRecord::default()
+        };
+        if audit.submit(record, AuditBackpressure::Block).await != Admit::Queued {
+            tracing::error!(operation, "admin call could not be audited");
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The audit trail (A1): records go through a bounded queue to a sink thread, so the check
+//! path never waits on disk unless the policy says it must (`audit_on_backpressure`).
+//!
+//! Durability: the sink fsyncs whenever its queue drains and at least every `sync_every`
+//! (default 100 ms). A crash loses at most the records not yet fsynced: those still queued
+//! (up to the queue capacity) and those written in the last `sync_every`. A graceful
+//! shutdown writes and fsyncs everything queued before the process exits.
+
+mod chain;
+mod record;
+mod sink;
+
+pub use chain::{Break, GENESIS};
+pub use record::AuditRecord;
+pub use sink::{Broken, SinkConfig, verify};
+
+use portcullis_policy::bundle::AuditBackpressure;
+use sink::FileSink;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+enum Msg {
+    Record(Box<AuditRecord>),
+    Stop,
+}
+
+/// What became of a record offered to the trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Queued for the sink.
+    Queued,
+    /// Dropped and counted (`drop` policy).
+    Dropped,
+    /// Not recorded; the decision must become a deny (`block`/`deny` policy, A1).
+    Refused,
+}
+
+/// Which decisions are recorded besides those A1 requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coverage {
+    /// Denies, sensitive resources, break-glass and impersonation (A1).
+    #[default]
+    Required,
+    /// Every decision.
+    All,
+}
+
+/// Handle to the audit trail, shared by every service.
+#[derive(Debug)]
+pub struct Audit {
+    tx: mpsc::Sender<Msg>,
+    capacity: usize,
+    coverage: Coverage,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    write_errors: std::sync::Arc<AtomicU64>,
+    healthy: std::sync::Arc<AtomicBool>,
+    written: std::sync::Arc<AtomicU64>,
+    next_id: AtomicU64,
+    run_tag: String,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Record(_) => "Record",
+            Msg::Stop => "Stop",
+        })
+    }
+}
+
+impl Audit {
+    /// Opens the sink (failing now if it cannot) and starts its thread.
+    pub fn start(config: SinkConfig, capacity: usize, coverage: Coverage) -> std::io::Result<Audit> {
+        let mut sink = FileSink::open(config)?;
+        let (tx, mut rx) = mpsc::channel::<Msg>(capacity.max(1));
+        let write_errors = std::sync::Arc::new(AtomicU64::new(0));
+        let healthy = std::sync::Arc::new(AtomicBool::new(true));
+        let written = std::sync::Arc::new(AtomicU64::new(0));
+        let (errors, ok, count) = (write_errors.clone(), healthy.clone(), written.clone());
+        let thread = std::thread::Builder::new().name("audit-sink".into()).spawn(move || {
+            let fail = |e: std::io::Error| {
+                errors.fetch_add(1, Ordering::Relaxed);
+                ok.store(false, Ordering::Relaxed);
+                tracing::error!("audit sink: {e}");
+            };
+            loop {
+                let msg = if sink.dirty() {
+                    match rx.try_recv() {
+                        Ok(m) => m,
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            if let Err(e) = sink.sync() {
+                                fail(e);
+                            }
+                            continue;
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    }
+                } else {
+                    match rx.blocking_recv() {
+                        Some(m) => m,
+                        None => break,
+                    }
+                };
+                match msg {
+                    Msg::Record(r) => match sink.write(&r) {
+                        Ok(()) => {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            if sink.sync_due()
+                                && let Err(e) = sink.sync()
+                            {
+                                fail(e);
+                            }
+                        }
+                        Err(e) => fail(e),
+                    },
+                    Msg::Stop => break,
+                }
+            }
+            if let Err(e) = sink.sync() {
+                fail(e);
+            }
+        })?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Ok(Audit {
+            tx,
+            capacity: capacity.max(1),
+            coverage,
+            dropped: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            write_errors,
+            healthy,
+            written,
+            next_id: AtomicU64::new(0),
+            run_tag: format!("{started:x}"),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Whether a decision must be recorded: A1's list, or everything with `Coverage::All`.
+    pub fn wants(&self, allowed: bool, sensitive: bool, break_glass: bool, impersonated: bool) -> bool {
+        self.coverage == Coverage::All || !allowed || sensitive || break_glass || impersonated
+    }
+
+    /// A fresh record id.
+    pub fn next_id(&self) -> String {
+        format!("{}-{}", self.run_tag, self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Offers a record under the policy's backpressure rule.
+    pub async fn submit(&self, record: AuditRecord, mode: AuditBackpressure) -> Admit {
+        let healthy = self.healthy.load(Ordering::Relaxed);
+        let admit = match (mode, healthy) {
+            (AuditBackpressure::Drop, _) => match self.tx.try_send(Msg::Record(Box::new(record))) {
+                Ok(()) if healthy => Admit::Queued,
+                _ => Admit::Dropped,
+            },
+            (_, false) => Admit::Refused,
+            (AuditBackpressure::Block, true) => match self.tx.send(Msg::Record(Box::new(record))).await {
+                Ok(()) => Admit::Queued,
+                Err(_) => Admit::Refused,
+            },
+            (AuditBackpressure::Deny, true) => match self.tx.try_send(Msg::Record(Box::new(record))) {
+                Ok(()) => Admit::Queued,
+                Err(_) => Admit::Refused,
+            },
+        };
+        match admit {
+            Admit::Dropped => self.dropped.fetch_add(1, Ordering::Relaxed),
+            Admit::Refused => self.refused.fetch_add(1, Ordering::Relaxed),
+            Admit::Queued => 0,
+        };
+        admit
+    }
+
+    /// Records waiting for the sink.
+    pub fn queue_depth(&self) -> usize {
+        self.capacity.saturating_sub(self.tx.capacity())
+    }
+
+    /// Counters: (written, dropped, refused, write errors).
+    pub fn counters(&self) -> (u64, u64, u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+            self.write_errors.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Writes and fsyncs everything queued, then stops the sink. Idempotent.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Msg::Stop).await;
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}

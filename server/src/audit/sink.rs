@@ -1,0 +1,179 @@
+//! The default sink: JSON-lines files in `DIR/audit/`, hash-chained across files, rotated
+//! by size and age, written by one thread that fsyncs at least every `sync_every`.
+
+use super::chain::{Break, Link, follow, seal};
+use super::record::AuditRecord;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where and how records are written.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Directory of the `audit-*.jsonl` files.
+    pub dir: PathBuf,
+    /// Start a new file past this size.
+    pub max_file_bytes: u64,
+    /// Start a new file past this age.
+    pub max_file_age: Duration,
+    /// Longest time a written record waits for fsync.
+    pub sync_every: Duration,
+}
+
+/// Files of an audit directory, in chain order.
+pub fn files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("audit-"))
+                && p.extension().is_some_and(|e| e == "jsonl")
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A break in the chain, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {problem}")]
+pub struct Broken {
+    /// File name.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub problem: Break,
+}
+
+/// Verifies every file of an audit directory; `Ok(records)` or the first broken record.
+pub fn verify(dir: &Path) -> io::Result<Result<u64, Broken>> {
+    let mut link = Link::default();
+    for path in files(dir)? {
+        let reader = BufReader::new(File::open(&path)?);
+        for (i, line) in reader.lines().enumerate() {
+            let line = line?;
+            match follow(&line, &link) {
+                Ok(next) => link = next,
+                Err(problem) => {
+                    let file = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    return Ok(Err(Broken {
+                        file,
+                        line: i + 1,
+                        problem,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(Ok(link.seq))
+}
+
+/// Writes records to rotating, chained files.
+#[derive(Debug)]
+pub struct FileSink {
+    config: SinkConfig,
+    link: Link,
+    file: Option<(BufWriter<File>, u64, Instant)>,
+    dirty_since: Option<Instant>,
+}
+
+impl FileSink {
+    /// Opens the directory and continues the chain from its last complete record. A torn
+    /// last line (a crash mid-write; never acknowledged durable) is cut off.
+    pub fn open(config: SinkConfig) -> io::Result<FileSink> {
+        fs::create_dir_all(&config.dir)?;
+        let mut link = Link::default();
+        if let Some(last) = files(&config.dir)?.pop() {
+            let bytes = fs::read(&last)?;
+            let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if complete < bytes.len() {
+                tracing::warn!(
+                    "{}: cutting a torn last record ({} bytes)",
+                    last.display(),
+                    bytes.len() - complete
+                );
+                OpenOptions::new().write(true).open(&last)?.set_len(complete as u64)?;
+            }
+            if let Some(line) = bytes
+                .get(..complete)
+                .and_then(|b| b.split(|c| *c == b'\n').rev().find(|l| !l.is_empty()))
+            {
+                let value: serde_json::Value = serde_json::from_slice(line).map_err(io::Error::other)?;
+                link = Link {
+                    seq: value.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                    hash: value
+                        .get("hash")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+            }
+        }
+        Ok(FileSink {
+            config,
+            link,
+            file: None,
+            dirty_since: None,
+        })
+    }
+
+    /// Appends one record (buffered; durable after the next `sync`).
+    pub fn write(&mut self, record: &AuditRecord) -> io::Result<()> {
+        let fields = match serde_json::to_value(record).map_err(io::Error::other)? {
+            serde_json::Value::Object(m) => m,
+            _ => return Err(io::Error::other("audit record is not an object")),
+        };
+        let (line, link) = seal(fields, &self.link);
+        self.rotate_if_needed()?;
+        if let Some((w, size, _)) = &mut self.file {
+            w.write_all(line.as_bytes())?;
+            w.write_all(b"\n")?;
+            *size += line.len() as u64 + 1;
+        }
+        self.link = link;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Whether buffered records have waited `sync_every`.
+    pub fn sync_due(&self) -> bool {
+        self.dirty_since.is_some_and(|t| t.elapsed() >= self.config.sync_every)
+    }
+
+    /// Whether anything is waiting for fsync.
+    pub fn dirty(&self) -> bool {
+        self.dirty_since.is_some()
+    }
+
+    /// Flushes and fsyncs what was written.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if let Some((w, _, _)) = &mut self.file {
+            w.flush()?;
+            w.get_ref().sync_data()?;
+        }
+        self.dirty_since = None;
+        Ok(())
+    }
+
+    fn rotate_if_needed(&mut self) -> io::Result<()> {
+        let stale = match &self.file {
+            None => true,
+            Some((_, size, opened)) => {
+                *size >= self.config.max_file_bytes || opened.elapsed() >= self.config.max_file_age
+            }
+        };
+        if stale {
+            self.sync()?;
+            let path = self.config.dir.join(format!("audit-{:020}.jsonl", self.link.seq + 1));
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let size = file.metadata()?.len();
+            File::open(&self.config.dir)?.sync_all()?;
+            self.file = Some((BufWriter::with_capacity(1 << 16, file), size, Instant::now()));
+        }
+        Ok(())
+    }
+}
