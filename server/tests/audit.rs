@@ -1,0 +1,389 @@
+//! The audit trail (A1): what is recorded, the hash chain and its verification, the
+//! backpressure policies, flushing on shutdown, and the metrics endpoint.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod common;
+
+use common::*;
+use portcullis_policy::bundle::AuditBackpressure;
+use portcullis_proto::v1 as pb;
+use portcullis_server::audit::{Admit, Audit, AuditRecord, Break, Coverage, SinkConfig, verify};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+fn records(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a1_decisions_and_admin_calls_are_recorded_and_chained() {
+    let dir = temp_dir("audit-a1");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let (mut c, mut a) = (server.authz().await, server.admin().await);
+    // Allowed, not sensitive: not required by A1.
+    c.check(check("fd-jo", "read", "appointment", "a-1", Some("clinic-north")))
+        .await
+        .unwrap();
+    // Allowed on sensitive data, a deny, and a break-glass.
+    c.check(ann_reads()).await.unwrap();
+    c.check(check("fd-jo", "read", "patient_record", "p-2", Some("clinic-north")))
+        .await
+        .unwrap();
+    let mut glass = check("er-kim", "read", "patient_record", "p-9", Some("clinic-south"));
+    glass.session.as_mut().unwrap().break_glass_reason = Some("cardiac arrest".into());
+    let mut traced = tonic::Request::new(glass);
+    traced.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    c.check(traced).await.unwrap();
+    a.revoke_principal(admin(pb::RevokePrincipalRequest {
+        principal: "nurse-cy".into(),
+        reason: "left".into(),
+        author: "hr".into(),
+    }))
+    .await
+    .unwrap();
+    server.stop().await.unwrap();
+
+    let audit_dir = dir.join("audit");
+    assert_eq!(verify(&audit_dir).unwrap(), Ok(4));
+    let recs = records(&audit_dir);
+    let summary: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["principal"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("dr-ann", "allow", "granted"),
+            ("fd-jo", "deny", "no_matching_grant"),
+            ("er-kim", "allow", "break_glass"),
+            ("hr", "ok", "ok")
+        ]
+    );
+    let ann = &recs[0];
+    assert_eq!(ann["rule"], "north-clinicians");
+    assert_eq!(ann["version"], 1);
+    assert_eq!(ann["tenant"], "clinic-north");
+    assert!(ann["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let glass = &recs[2];
+    assert_eq!(
+        (glass["severity"].as_str(), glass["break_glass_reason"].as_str()),
+        (Some("high"), Some("cardiac arrest"))
+    );
+    assert_eq!(glass["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(recs[3]["kind"], "admin");
+    assert_eq!(recs[3]["action"], "revoke_principal");
+}
+
+#[tokio::test]
+async fn verify_names_the_first_altered_or_deleted_record() {
+    let dir = temp_dir("audit-tamper");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
+        c.audit.as_mut().unwrap().all_decisions = true
+    })
+    .await;
+    let mut c = server.authz().await;
+    for _ in 0..5 {
+        c.check(ann_reads()).await.unwrap();
+    }
+    server.stop().await.unwrap();
+    let audit_dir = dir.join("audit");
+    assert_eq!(verify(&audit_dir).unwrap(), Ok(5));
+    let file = std::fs::read_dir(&audit_dir).unwrap().next().unwrap().unwrap().path();
+    let original = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+
+    let altered: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 2 {
+                l.replace("\"allow\"", "\"deny\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&file, altered.join("\n") + "\n").unwrap();
+    let broken = verify(&audit_dir).unwrap().unwrap_err();
+    assert_eq!((broken.line, broken.problem.clone()), (3, Break::Altered { seq: 3 }));
+
+    let deleted: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| *l)
+        .collect();
+    std::fs::write(&file, deleted.join("\n") + "\n").unwrap();
+    let broken = verify(&audit_dir).unwrap().unwrap_err();
+    assert_eq!(
+        (broken.line, broken.problem.clone()),
+        (2, Break::Gap { expected: 2, found: 3 })
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "verify"])
+        .arg(&audit_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(":2: expected record 2, found 3: 1 record(s) deleted"),
+        "{text}"
+    );
+
+    std::fs::write(&file, original).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "verify"])
+        .arg(&audit_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test]
+async fn the_chain_continues_across_restarts_and_cuts_a_torn_tail() {
+    let dir = temp_dir("audit-restart");
+    for round in 0..2 {
+        let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
+            c.audit.as_mut().unwrap().all_decisions = true
+        })
+        .await;
+        let mut c = server.authz().await;
+        for _ in 0..3 {
+            c.check(ann_reads()).await.unwrap();
+        }
+        server.stop().await.unwrap();
+        if round == 0 {
+            // A crash in the middle of a write leaves half a line.
+            let file = std::fs::read_dir(dir.join("audit"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let mut f = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+            std::io::Write::write_all(&mut f, b"{\"seq\":4,\"princ").unwrap();
+        }
+    }
+    assert_eq!(verify(&dir.join("audit")).unwrap(), Ok(6));
+}
+
+fn record(n: usize) -> AuditRecord {
+    AuditRecord {
+        id: n.to_string(),
+        kind: "decision",
+        principal: format!("p{n}"),
+        outcome: "deny",
+        ..AuditRecord::default()
+    }
+}
+
+/// An audit directory whose first file is a FIFO nobody reads: the sink blocks on it.
+fn stalled_sink(name: &str) -> (std::path::PathBuf, SinkConfig) {
+    let dir = temp_dir(name);
+    let config = SinkConfig {
+        dir: dir.clone(),
+        max_file_bytes: 1 << 20,
+        max_file_age: Duration::from_secs(3600),
+        sync_every: Duration::from_millis(10),
+    };
+    (dir, config)
+}
+
+fn stall(dir: &Path) -> std::path::PathBuf {
+    let fifo = dir.join(format!("audit-{:020}.jsonl", 1));
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    fifo
+}
+
+async fn fill(audit: &Audit, capacity: usize) {
+    // The first record is taken by the (blocked) sink; then the queue fills.
+    assert_eq!(audit.submit(record(0), AuditBackpressure::Deny).await, Admit::Queued);
+    for _ in 0..200 {
+        if audit.queue_depth() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for i in 1..=capacity {
+        assert_eq!(audit.submit(record(i), AuditBackpressure::Deny).await, Admit::Queued);
+    }
+    assert_eq!(audit.queue_depth(), capacity);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
+    let (dir, config) = stalled_sink("audit-overflow");
+    let audit = Audit::start(config, 2, Coverage::All).unwrap();
+    let fifo = stall(&dir);
+    fill(&audit, 2).await;
+
+    assert_eq!(audit.submit(record(10), AuditBackpressure::Drop).await, Admit::Dropped);
+    assert_eq!(audit.submit(record(11), AuditBackpressure::Deny).await, Admit::Refused);
+    let (_, dropped, refused, _) = audit.counters();
+    assert_eq!((dropped, refused), (1, 1));
+
+    let audit = std::sync::Arc::new(audit);
+    let blocked = {
+        let audit = audit.clone();
+        tokio::spawn(async move { audit.submit(record(12), AuditBackpressure::Block).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!blocked.is_finished(), "block waits for room");
+
+    // A reader appears: the sink drains, the blocked record goes in.
+    let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
+    assert_eq!(blocked.await.unwrap(), Admit::Queued);
+    audit.close().await;
+    let written = String::from_utf8(reader.join().unwrap()).unwrap();
+    let principals: Vec<String> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["principal"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(principals, vec!["p0", "p1", "p2", "p12"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
+    let dir = temp_dir("audit-deny-policy");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.audit.as_mut().unwrap().queue = 1).await;
+    let fifo = stall(&dir.join("audit"));
+    let mut c = server.authz().await;
+    let mut reasons = Vec::new();
+    for _ in 0..4 {
+        reasons.push(
+            c.check(ann_reads())
+                .await
+                .unwrap()
+                .into_inner()
+                .decision
+                .unwrap()
+                .reason,
+        );
+    }
+    // clinic-portal sets `audit_on_backpressure: deny`: once the queue is full, sensitive
+    // reads are denied rather than allowed without their record.
+    assert_eq!(reasons.first().map(String::as_str), Some("granted"));
+    assert_eq!(reasons.last().map(String::as_str), Some("audit_unavailable"));
+    let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
+    server.stop().await.unwrap();
+    reader.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_block_every_decision_is_recorded() {
+    let dir = temp_dir("audit-block");
+    let mut bundle = String::from_utf8(example("clinic-portal")).unwrap();
+    bundle = bundle.replace("audit_on_backpressure: deny", "audit_on_backpressure: block");
+    let seed = dir.join("seed.yaml");
+    std::fs::write(&seed, bundle).unwrap();
+    let server = TestServer::start_with(&dir.join("data"), None, |c| {
+        c.seed_bundle = Some(seed.clone());
+        let a = c.audit.as_mut().unwrap();
+        a.all_decisions = true;
+        a.queue = 16;
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut c = server.authz().await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                c.check(ann_reads()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    server.stop().await.unwrap();
+    assert_eq!(
+        verify(&dir.join("data").join("audit")).unwrap(),
+        Ok(800),
+        "800 decisions, 800 records"
+    );
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_exports_decisions_latency_version_and_audit() {
+    let dir = temp_dir("metrics");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
+        c.metrics_listen = Some(([127, 0, 0, 1], port).into())
+    })
+    .await;
+    let mut c = server.authz().await;
+    c.check(ann_reads()).await.unwrap();
+    c.check(check("nobody", "read", "patient_record", "p", None))
+        .await
+        .unwrap();
+    let body = http_get(port, "/metrics").await;
+    for want in [
+        "portcullis_decisions_total{effect=\"allow\",reason=\"granted\",requirement=\"R2\"} 1",
+        "portcullis_decisions_total{effect=\"deny\",reason=\"unknown_principal\",requirement=\"R1\"} 1",
+        "portcullis_rpc_duration_seconds_count{rpc=\"Check\"} 2",
+        "portcullis_snapshot_version 1",
+        "portcullis_audit_queue_depth",
+        "portcullis_audit_records_total{result=\"dropped\"} 0",
+    ] {
+        assert!(body.contains(want), "missing `{want}` in\n{body}");
+    }
+    assert!(http_get(port, "/other").await.is_empty());
+    server.stop().await.unwrap();
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    if head.starts_with("HTTP/1.1 200") {
+        body.to_owned()
+    } else {
+        String::new()
+    }
+}
