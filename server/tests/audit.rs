@@ -283,8 +283,8 @@ async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
 async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
     let dir = temp_dir("audit-deny-policy");
     let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.audit.as_mut().unwrap().queue = 1).await;
+    let mut c = server.authz().await; // connected: the audit trail is open
     let fifo = stall(&dir.join("audit"));
-    let mut c = server.authz().await;
     let mut reasons = Vec::new();
     for _ in 0..4 {
         reasons.push(
