@@ -31,6 +31,7 @@ mod parse;
 mod principals;
 pub mod reference;
 pub mod request;
+pub mod review;
 pub mod selfcheck;
 mod snapshot;
 pub mod synth;

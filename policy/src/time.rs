@@ -81,9 +81,15 @@ impl Seconds {
 }
 
 impl std::fmt::Display for Seconds {
+    /// The largest whole unit: `90d`, `3h`, `15m`, `45s`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = u64::try_from(self.0).unwrap_or(0);
-        write!(f, "{}", humantime::format_duration(Duration::from_secs(secs)))
+        let s = self.0;
+        match s {
+            _ if s != 0 && s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            _ if s != 0 && s % 3_600 == 0 => write!(f, "{}h", s / 3_600),
+            _ if s != 0 && s % 60 == 0 => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
     }
 }
 
@@ -110,6 +116,9 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-23T10:00:00Z");
         assert_eq!(Seconds::parse("15m").unwrap(), Seconds(900));
         assert_eq!(Seconds::parse("90days").unwrap(), Seconds(90 * 86_400));
+        for text in ["90d", "3h", "15m", "45s", "0s"] {
+            assert_eq!(Seconds::parse(text).unwrap().to_string(), text);
+        }
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Seconds::parse("soon").is_err());
     }

@@ -10,16 +10,21 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
     /// Server URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "PORTCULLIS_SERVER")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:50051",
+        env = "PORTCULLIS_SERVER",
+        global = true
+    )]
     pub server: String,
     /// Bearer token (default: $PORTCULLIS_TOKEN, then the file given by --token-file).
-    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// File holding the token.
-    #[arg(long, default_value = "data/admin-token")]
+    #[arg(long, default_value = "data/admin-token", global = true)]
     pub token_file: PathBuf,
     /// CA certificate (PEM) to trust for https URLs.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub ca: Option<PathBuf>,
 }
 

@@ -286,4 +286,33 @@ impl PolicyAdminService for AdminApi {
             expires_at: g.expires.0,
         }))
     }
+
+    async fn export_snapshot(
+        &self,
+        request: Request<pb::ExportSnapshotRequest>,
+    ) -> Result<Response<pb::ExportSnapshotResponse>, Status> {
+        let version = match request.into_inner().version {
+            Some(v) => v,
+            None => self
+                .engine
+                .live()
+                .map(|l| l.meta.version)
+                .ok_or_else(crate::status::not_serving)?,
+        };
+        let store = self.engine.store().clone();
+        let (meta, bundle) = tokio::task::spawn_blocking(move || store.read_version(version))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|c| Status::not_found(format!("version {version}: {}", c.why)))?;
+        let format = if meta.format == "json" {
+            pb::BundleFormat::Json
+        } else {
+            pb::BundleFormat::Yaml
+        };
+        Ok(Response::new(pb::ExportSnapshotResponse {
+            info: Some(version_info(&meta)),
+            bundle,
+            format: format as i32,
+        }))
+    }
 }

@@ -3,6 +3,7 @@
 mod check;
 mod policy;
 mod remote;
+mod review;
 mod serve;
 
 use crate::client::Remote;
@@ -49,6 +50,8 @@ enum Command {
     },
     /// Add a grant that expires (R11), effective from the next check.
     GrantTemporary(Box<remote::GrantArgs>),
+    /// Access-review reports (A2, A3) from a server or a bundle file.
+    Review(Box<review::ReviewArgs>),
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             remote,
         } => remote::revoke(principal, reason, true, remote),
         Command::GrantTemporary(args) => remote::grant(*args),
+        Command::Review(args) => review::run(*args),
         Command::Audit(AuditCommand::Verify { dir }) => match crate::audit::verify(&dir)? {
             Ok(records) => {
                 println!("{}: chain intact, {records} records", dir.display());

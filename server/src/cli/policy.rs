@@ -40,6 +40,8 @@ pub(super) enum PolicyCommand {
     Generate(GenerateArgs),
     /// Push a bundle to a server; prints the new version or every validation problem.
     Push(super::remote::PushArgs),
+    /// What changed between two versions (server version numbers) or two bundle files (A4).
+    Diff(super::review::DiffArgs),
     /// List a server's stored versions, newest first.
     Versions {
         #[command(flatten)]
@@ -160,6 +162,7 @@ pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Push(args) => super::remote::push(args),
+        PolicyCommand::Diff(args) => super::review::diff(args),
         PolicyCommand::Versions { remote } => super::remote::versions(remote),
         PolicyCommand::Rollback { version, remote } => super::remote::rollback(version, remote),
         PolicyCommand::Generate(args) => {
