@@ -10,6 +10,7 @@ pub mod client;
 pub mod convert;
 pub mod engine;
 pub mod metrics;
+pub mod otel;
 pub mod serve;
 pub mod status;
 pub mod store;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// RPCs with latency histograms.
-pub const RPCS: [&str; 14] = [
+pub const RPCS: [&str; 15] = [
     "Check",
     "BatchCheck",
     "FilterRows",
@@ -27,6 +27,7 @@ pub const RPCS: [&str; 14] = [
     "RevokePrincipal",
     "ReinstatePrincipal",
     "GrantTemporary",
+    "ExportSnapshot",
 ];
 
 /// Histogram bucket bounds, seconds.

@@ -59,6 +59,8 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     /// Prometheus endpoint address.
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/gRPC collector for traces, e.g. `http://127.0.0.1:4317`.
+    pub otlp_endpoint: Option<String>,
     /// Audit trail directory.
     pub audit_dir: Option<PathBuf>,
     /// Audit every decision.
@@ -94,6 +96,8 @@ pub struct ServeConfig {
     pub audit: Option<AuditSettings>,
     /// Address of the Prometheus endpoint, when wanted.
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/gRPC collector that RPC spans are exported to, when wanted.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Where and how the audit trail is written (A1).
@@ -152,6 +156,7 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(10),
             audit: Some(AuditSettings::default()),
             metrics_listen: None,
+            otlp_endpoint: None,
         }
     }
 
@@ -192,6 +197,9 @@ impl ServeConfig {
         }
         if file.metrics_listen.is_some() {
             self.metrics_listen = file.metrics_listen;
+        }
+        if file.otlp_endpoint.is_some() {
+            self.otlp_endpoint = file.otlp_endpoint;
         }
         if let Some(a) = &mut self.audit {
             a.dir = file.audit_dir.or(a.dir.take());
@@ -276,6 +284,7 @@ pub async fn run(
         bail!("refusing to serve plaintext on non-loopback address {addr}: configure TLS or pass --insecure");
     }
     let telemetry = Telemetry {
+        spans: cfg.otlp_endpoint.is_some(),
         metrics: Arc::new(Metrics::default()),
         audit: start_audit(&cfg)?,
     };

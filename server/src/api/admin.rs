@@ -9,6 +9,7 @@ use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::policy_admin_service_server::PolicyAdminService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// The admin API. Authentication is enforced by the interceptor in front of it.
 #[derive(Debug, Clone)]
@@ -88,209 +89,250 @@ impl PolicyAdminService for AdminApi {
         &self,
         request: Request<pb::PushSnapshotRequest>,
     ) -> Result<Response<pb::PushSnapshotResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("PushSnapshot");
-        let caller = Caller::of(&request);
-        let r = request.into_inner();
-        self.check_size(&r.bundle)?;
-        let by = author(r.author);
-        let started = std::time::Instant::now();
-        let push = Push {
-            format: convert::format(r.format)?,
-            bundle: r.bundle,
-            author: by.clone(),
-            expected_parent: r.expected_parent_version,
-            message: r.message,
-            rollback_of: None,
-        };
-        let result = self.engine.push(push).await;
-        if result.is_ok() {
-            self.telemetry.metrics.compiled(started.elapsed().as_secs_f64());
+        let span = self.telemetry.span("PushSnapshot", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("PushSnapshot");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            self.check_size(&r.bundle)?;
+            let by = author(r.author);
+            let started = std::time::Instant::now();
+            let push = Push {
+                format: convert::format(r.format)?,
+                bundle: r.bundle,
+                author: by.clone(),
+                expected_parent: r.expected_parent_version,
+                message: r.message,
+                rollback_of: None,
+            };
+            let result = self.engine.push(push).await;
+            if result.is_ok() {
+                self.telemetry.metrics.compiled(started.elapsed().as_secs_f64());
+            }
+            let meta = self
+                .audited(&caller, "push_snapshot", &by, result, |m| {
+                    format!("version {} sha256 {}", m.version, m.content_hash)
+                })
+                .await?;
+            tracing::info!(version = meta.version, author = %meta.author, hash = %meta.content_hash, "snapshot pushed");
+            Ok(pushed(meta))
         }
-        let meta = self
-            .audited(&caller, "push_snapshot", &by, result, |m| {
-                format!("version {} sha256 {}", m.version, m.content_hash)
-            })
-            .await?;
-        tracing::info!(version = meta.version, author = %meta.author, hash = %meta.content_hash, "snapshot pushed");
-        Ok(pushed(meta))
+        .instrument(span)
+        .await
     }
 
     async fn validate_snapshot(
         &self,
         request: Request<pb::ValidateSnapshotRequest>,
     ) -> Result<Response<pb::ValidateSnapshotResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("ValidateSnapshot");
-        let r = request.into_inner();
-        self.check_size(&r.bundle)?;
-        let format = convert::format(r.format)?;
-        let problems = tokio::task::spawn_blocking(move || match parse_bundle(&r.bundle, format) {
-            Err(e) => vec![pb::ValidationProblem {
-                path: e.line.map(|l| format!("line {l}")).unwrap_or_default(),
-                message: e.message,
-            }],
-            Ok(bundle) => match validate(&bundle).map_err(CompileError::from) {
-                Ok(()) => Vec::new(),
-                Err(CompileError::Invalid(errors)) => errors
-                    .0
-                    .into_iter()
-                    .map(|e| pb::ValidationProblem {
-                        path: e.path,
-                        message: e.problem.to_string(),
-                    })
-                    .collect(),
-                Err(other) => vec![pb::ValidationProblem {
-                    path: String::new(),
-                    message: other.to_string(),
+        let span = self.telemetry.span("ValidateSnapshot", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("ValidateSnapshot");
+            let r = request.into_inner();
+            self.check_size(&r.bundle)?;
+            let format = convert::format(r.format)?;
+            let problems = tokio::task::spawn_blocking(move || match parse_bundle(&r.bundle, format) {
+                Err(e) => vec![pb::ValidationProblem {
+                    path: e.line.map(|l| format!("line {l}")).unwrap_or_default(),
+                    message: e.message,
                 }],
-            },
-        })
+                Ok(bundle) => match validate(&bundle).map_err(CompileError::from) {
+                    Ok(()) => Vec::new(),
+                    Err(CompileError::Invalid(errors)) => errors
+                        .0
+                        .into_iter()
+                        .map(|e| pb::ValidationProblem {
+                            path: e.path,
+                            message: e.problem.to_string(),
+                        })
+                        .collect(),
+                    Err(other) => vec![pb::ValidationProblem {
+                        path: String::new(),
+                        message: other.to_string(),
+                    }],
+                },
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+            Ok(Response::new(pb::ValidateSnapshotResponse {
+                valid: problems.is_empty(),
+                problems,
+            }))
+        }
+        .instrument(span)
         .await
-        .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(pb::ValidateSnapshotResponse {
-            valid: problems.is_empty(),
-            problems,
-        }))
     }
 
     async fn get_snapshot_info(
         &self,
-        _request: Request<pb::GetSnapshotInfoRequest>,
+        request: Request<pb::GetSnapshotInfoRequest>,
     ) -> Result<Response<pb::GetSnapshotInfoResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("GetSnapshotInfo");
-        let live = self.engine.live();
-        let state = self.engine.overlay_state().await;
-        let stats = live.as_ref().map(|l| l.snapshot.stats()).unwrap_or_default();
-        Ok(Response::new(pb::GetSnapshotInfoResponse {
-            live: live.as_ref().map(|l| version_info(&l.meta)),
-            principals: stats.principals as u64,
-            grants: stats.grants as u64,
-            revoked: state
-                .revoked
-                .into_iter()
-                .map(|(principal, r)| pb::RevocationInfo {
-                    principal,
-                    reason: r.reason,
-                    author: r.author,
-                    at: r.at,
-                })
-                .collect(),
-            temporary_grants: state
-                .temporary
-                .into_iter()
-                .map(|g| pb::TemporaryGrantInfo {
-                    scope: convert::scope_text(&g.scope),
-                    id: g.id,
-                    principal: g.principal,
-                    role: g.role,
-                    expires_at: g.expires.0,
-                })
-                .collect(),
-        }))
+        let span = self.telemetry.span("GetSnapshotInfo", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("GetSnapshotInfo");
+            let live = self.engine.live();
+            let state = self.engine.overlay_state().await;
+            let stats = live.as_ref().map(|l| l.snapshot.stats()).unwrap_or_default();
+            Ok(Response::new(pb::GetSnapshotInfoResponse {
+                live: live.as_ref().map(|l| version_info(&l.meta)),
+                principals: stats.principals as u64,
+                grants: stats.grants as u64,
+                revoked: state
+                    .revoked
+                    .into_iter()
+                    .map(|(principal, r)| pb::RevocationInfo {
+                        principal,
+                        reason: r.reason,
+                        author: r.author,
+                        at: r.at,
+                    })
+                    .collect(),
+                temporary_grants: state
+                    .temporary
+                    .into_iter()
+                    .map(|g| pb::TemporaryGrantInfo {
+                        scope: convert::scope_text(&g.scope),
+                        id: g.id,
+                        principal: g.principal,
+                        role: g.role,
+                        expires_at: g.expires.0,
+                    })
+                    .collect(),
+            }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_versions(
         &self,
-        _request: Request<pb::ListVersionsRequest>,
+        request: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("ListVersions");
-        let store = self.engine.store().clone();
-        let (metas, corrupt) = tokio::task::spawn_blocking(move || store.list())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(format!("cannot list versions: {e}")))?;
-        for c in corrupt {
-            tracing::warn!("{c}");
+        let span = self.telemetry.span("ListVersions", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("ListVersions");
+            let store = self.engine.store().clone();
+            let (metas, corrupt) = tokio::task::spawn_blocking(move || store.list())
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::internal(format!("cannot list versions: {e}")))?;
+            for c in corrupt {
+                tracing::warn!("{c}");
+            }
+            Ok(Response::new(pb::ListVersionsResponse {
+                versions: metas.iter().map(version_info).collect(),
+            }))
         }
-        Ok(Response::new(pb::ListVersionsResponse {
-            versions: metas.iter().map(version_info).collect(),
-        }))
+        .instrument(span)
+        .await
     }
 
     async fn rollback(
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> Result<Response<pb::PushSnapshotResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("Rollback");
-        let caller = Caller::of(&request);
-        let r = request.into_inner();
-        let by = author(r.author);
-        let result = self
-            .engine
-            .rollback(r.version, by.clone(), r.expected_parent_version)
-            .await;
-        let meta = self
-            .audited(&caller, "rollback", &by, result, |m| {
-                format!("version {} restored as version {}", r.version, m.version)
-            })
-            .await?;
-        tracing::info!(version = meta.version, restores = r.version, author = %meta.author, "rolled back");
-        Ok(pushed(meta))
+        let span = self.telemetry.span("Rollback", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("Rollback");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            let by = author(r.author);
+            let result = self
+                .engine
+                .rollback(r.version, by.clone(), r.expected_parent_version)
+                .await;
+            let meta = self
+                .audited(&caller, "rollback", &by, result, |m| {
+                    format!("version {} restored as version {}", r.version, m.version)
+                })
+                .await?;
+            tracing::info!(version = meta.version, restores = r.version, author = %meta.author, "rolled back");
+            Ok(pushed(meta))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn revoke_principal(
         &self,
         request: Request<pb::RevokePrincipalRequest>,
     ) -> Result<Response<pb::RevokePrincipalResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("RevokePrincipal");
-        let caller = Caller::of(&request);
-        let r = request.into_inner();
-        let by = author(r.author);
-        let what = format!("revoked `{}`: {}", r.principal, r.reason);
-        let result = self.engine.revoke(r.principal, r.reason, by.clone()).await;
-        let version = self.audited(&caller, "revoke_principal", &by, result, |_| what).await?;
-        Ok(Response::new(pb::RevokePrincipalResponse { version }))
+        let span = self.telemetry.span("RevokePrincipal", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("RevokePrincipal");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            let by = author(r.author);
+            let what = format!("revoked `{}`: {}", r.principal, r.reason);
+            let result = self.engine.revoke(r.principal, r.reason, by.clone()).await;
+            let version = self.audited(&caller, "revoke_principal", &by, result, |_| what).await?;
+            Ok(Response::new(pb::RevokePrincipalResponse { version }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn reinstate_principal(
         &self,
         request: Request<pb::ReinstatePrincipalRequest>,
     ) -> Result<Response<pb::RevokePrincipalResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("ReinstatePrincipal");
-        let caller = Caller::of(&request);
-        let r = request.into_inner();
-        let by = author(r.author);
-        let what = format!("reinstated `{}`: {}", r.principal, r.reason);
-        let result = self.engine.reinstate(r.principal).await;
-        let version = self
-            .audited(&caller, "reinstate_principal", &by, result, |_| what)
-            .await?;
-        Ok(Response::new(pb::RevokePrincipalResponse { version }))
+        let span = self.telemetry.span("ReinstatePrincipal", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("ReinstatePrincipal");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            let by = author(r.author);
+            let what = format!("reinstated `{}`: {}", r.principal, r.reason);
+            let result = self.engine.reinstate(r.principal).await;
+            let version = self
+                .audited(&caller, "reinstate_principal", &by, result, |_| what)
+                .await?;
+            Ok(Response::new(pb::RevokePrincipalResponse { version }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn grant_temporary(
         &self,
         request: Request<pb::GrantTemporaryRequest>,
     ) -> Result<Response<pb::GrantTemporaryResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("GrantTemporary");
-        let caller = Caller::of(&request);
-        let r = request.into_inner();
-        let by = author(r.author);
-        let scope = convert::scope(r.all, r.tenant, r.resource_type, r.resource_ids)?;
-        let ttl = (r.ttl_seconds > 0).then_some(r.ttl_seconds);
-        let result = self.engine.grant_temporary(r.principal, r.role, scope, ttl).await;
-        let g = self
-            .audited(&caller, "grant_temporary", &by, result, |g| {
-                format!(
-                    "{} gives `{}` role `{}` on {} until {}: {}",
-                    g.id,
-                    g.principal,
-                    g.role,
-                    convert::scope_text(&g.scope),
-                    g.expires,
-                    r.reason
-                )
-            })
-            .await?;
-        Ok(Response::new(pb::GrantTemporaryResponse {
-            id: g.id,
-            expires_at: g.expires.0,
-        }))
+        let span = self.telemetry.span("GrantTemporary", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("GrantTemporary");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            let by = author(r.author);
+            let scope = convert::scope(r.all, r.tenant, r.resource_type, r.resource_ids)?;
+            let ttl = (r.ttl_seconds > 0).then_some(r.ttl_seconds);
+            let result = self.engine.grant_temporary(r.principal, r.role, scope, ttl).await;
+            let g = self
+                .audited(&caller, "grant_temporary", &by, result, |g| {
+                    format!(
+                        "{} gives `{}` role `{}` on {} until {}: {}",
+                        g.id,
+                        g.principal,
+                        g.role,
+                        convert::scope_text(&g.scope),
+                        g.expires,
+                        r.reason
+                    )
+                })
+                .await?;
+            Ok(Response::new(pb::GrantTemporaryResponse {
+                id: g.id,
+                expires_at: g.expires.0,
+            }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn export_snapshot(
         &self,
         request: Request<pb::ExportSnapshotRequest>,
     ) -> Result<Response<pb::ExportSnapshotResponse>, Status> {
+        let _timer = self.telemetry.metrics.time("ExportSnapshot");
         let version = match request.into_inner().version {
             Some(v) => v,
             None => self

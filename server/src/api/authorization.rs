@@ -9,6 +9,7 @@ use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_server::AuthorizationService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// The decision API.
 #[derive(Debug, Clone)]
@@ -79,94 +80,124 @@ impl AuthorizationApi {
 #[tonic::async_trait]
 impl AuthorizationService for AuthorizationApi {
     async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("Check");
-        self.single(request, false).await
+        let span = self.telemetry.span("Check", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("Check");
+            self.single(request, false).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn explain(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("Explain");
-        self.single(request, true).await
+        let span = self.telemetry.span("Explain", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("Explain");
+            self.single(request, true).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn batch_check(
         &self,
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("BatchCheck");
-        let caller = Caller::of(&request);
-        let r = request.into_inner();
-        if r.requests.len() > self.limits.max_batch {
-            return Err(Status::invalid_argument(format!(
-                "batch of {} requests exceeds the limit of {}",
-                r.requests.len(),
-                self.limits.max_batch
-            )));
+        let span = self.telemetry.span("BatchCheck", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("BatchCheck");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            if r.requests.len() > self.limits.max_batch {
+                return Err(Status::invalid_argument(format!(
+                    "batch of {} requests exceeds the limit of {}",
+                    r.requests.len(),
+                    self.limits.max_batch
+                )));
+            }
+            let live = self.live(r.min_version)?;
+            let overlay = self.engine.overlay_full();
+            let mut decisions = Vec::with_capacity(r.requests.len());
+            for (i, req) in r.requests.into_iter().enumerate() {
+                let d = self
+                    .decide(&live, &overlay, &caller, req, false)
+                    .await
+                    .map_err(|s| Status::new(s.code(), format!("requests[{i}]: {}", s.message())))?;
+                decisions.push(d);
+            }
+            Ok(Response::new(pb::BatchCheckResponse {
+                decisions,
+                version: live.meta.version,
+            }))
         }
-        let live = self.live(r.min_version)?;
-        let overlay = self.engine.overlay_full();
-        let mut decisions = Vec::with_capacity(r.requests.len());
-        for (i, req) in r.requests.into_iter().enumerate() {
-            let d = self
-                .decide(&live, &overlay, &caller, req, false)
-                .await
-                .map_err(|s| Status::new(s.code(), format!("requests[{i}]: {}", s.message())))?;
-            decisions.push(d);
-        }
-        Ok(Response::new(pb::BatchCheckResponse {
-            decisions,
-            version: live.meta.version,
-        }))
+        .instrument(span)
+        .await
     }
 
     async fn filter_rows(
         &self,
         request: Request<pb::FilterRowsRequest>,
     ) -> Result<Response<pb::FilterRowsResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("FilterRows");
-        let r = request.into_inner();
-        let live = self.live(r.min_version)?;
-        let session = convert::session(r.session.unwrap_or_default())?;
-        let now = r.at.map_or_else(Timestamp::now, Timestamp);
-        let overlay = self.engine.overlay_full();
-        let filter = live
-            .snapshot
-            .filter_rows(&r.principal, &r.action, &r.resource_type, &session, now, &overlay);
-        Ok(Response::new(convert::filter(&live.snapshot, &filter)))
+        let span = self.telemetry.span("FilterRows", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("FilterRows");
+            let r = request.into_inner();
+            let live = self.live(r.min_version)?;
+            let session = convert::session(r.session.unwrap_or_default())?;
+            let now = r.at.map_or_else(Timestamp::now, Timestamp);
+            let overlay = self.engine.overlay_full();
+            let filter = live
+                .snapshot
+                .filter_rows(&r.principal, &r.action, &r.resource_type, &session, now, &overlay);
+            Ok(Response::new(convert::filter(&live.snapshot, &filter)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_subjects(
         &self,
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("ListSubjects");
-        let r = request.into_inner();
-        let live = self.live(r.min_version)?;
-        let target = match (&r.resource_id, &r.tenant) {
-            (Some(id), tenant) => Target::Resource {
-                id,
-                tenant: tenant.as_deref(),
-            },
-            (None, Some(t)) => Target::Tenant(t),
-            (None, None) => return Err(Status::invalid_argument("give `tenant`, `resource_id`, or both")),
-        };
-        let paths = live.snapshot.list_subjects(&r.action, &r.resource_type, target);
-        Ok(Response::new(pb::ListSubjectsResponse {
-            paths: paths.into_iter().map(convert::access_path).collect(),
-            version: live.meta.version,
-        }))
+        let span = self.telemetry.span("ListSubjects", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("ListSubjects");
+            let r = request.into_inner();
+            let live = self.live(r.min_version)?;
+            let target = match (&r.resource_id, &r.tenant) {
+                (Some(id), tenant) => Target::Resource {
+                    id,
+                    tenant: tenant.as_deref(),
+                },
+                (None, Some(t)) => Target::Tenant(t),
+                (None, None) => return Err(Status::invalid_argument("give `tenant`, `resource_id`, or both")),
+            };
+            let paths = live.snapshot.list_subjects(&r.action, &r.resource_type, target);
+            Ok(Response::new(pb::ListSubjectsResponse {
+                paths: paths.into_iter().map(convert::access_path).collect(),
+                version: live.meta.version,
+            }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_principal_access(
         &self,
         request: Request<pb::ListPrincipalAccessRequest>,
     ) -> Result<Response<pb::ListPrincipalAccessResponse>, Status> {
-        let _timer = self.telemetry.metrics.time("ListPrincipalAccess");
-        let r = request.into_inner();
-        let live = self.live(r.min_version)?;
-        let paths = live.snapshot.list_principal_access(&r.principal);
-        Ok(Response::new(pb::ListPrincipalAccessResponse {
-            paths: paths.into_iter().map(convert::access_path).collect(),
-            version: live.meta.version,
-        }))
+        let span = self.telemetry.span("ListPrincipalAccess", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("ListPrincipalAccess");
+            let r = request.into_inner();
+            let live = self.live(r.min_version)?;
+            let paths = live.snapshot.list_principal_access(&r.principal);
+            Ok(Response::new(pb::ListPrincipalAccessResponse {
+                paths: paths.into_iter().map(convert::access_path).collect(),
+                version: live.meta.version,
+            }))
+        }
+        .instrument(span)
+        .await
     }
 }

@@ -16,6 +16,8 @@ pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     /// The audit trail, when enabled.
     pub audit: Option<Arc<Audit>>,
+    /// Whether RPCs get trace spans (only when traces are exported).
+    pub spans: bool,
 }
 
 /// Who is calling, for the audit trail.
@@ -62,6 +64,15 @@ fn now_text() -> String {
 }
 
 impl Telemetry {
+    /// A span for an RPC when traces are exported; a disabled span otherwise (no cost).
+    pub fn span<T>(&self, rpc: &'static str, request: &tonic::Request<T>) -> tracing::Span {
+        if self.spans {
+            crate::otel::rpc_span(rpc, request.metadata())
+        } else {
+            tracing::Span::none()
+        }
+    }
+
     /// Counts a decision and, when A1 asks for it, records it. Returns the decision to send:
     /// a deny (`audit_unavailable`, A1) when the trail could not take a required record.
     pub async fn decided(

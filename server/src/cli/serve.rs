@@ -51,6 +51,9 @@ pub(super) struct ServeArgs {
     /// Audit every decision, not only those A1 requires (denies, sensitive data, break glass, impersonation).
     #[arg(long)]
     audit_all: bool,
+    /// Export RPC traces to this OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`.
+    #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Turn the audit trail off (not for production: A1 requires it).
     #[arg(long, conflicts_with_all = ["audit_dir", "audit_all"])]
     no_audit: bool,
@@ -61,7 +64,7 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         Some(path) => ServeConfig::read_file(path)?,
         None => FileConfig::default(),
     };
-    init_logging(args.log_json || file.log_json.unwrap_or(false));
+    let json_logs = args.log_json || file.log_json.unwrap_or(false);
     let mut cfg = ServeConfig::new(PathBuf::from("data"));
     cfg.apply_file(file)?;
     if let Some(l) = args.listen {
@@ -88,6 +91,9 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     if let Some(m) = args.metrics_listen {
         cfg.metrics_listen = Some(m);
     }
+    if let Some(e) = args.otlp_endpoint {
+        cfg.otlp_endpoint = Some(e);
+    }
     if args.no_audit {
         cfg.audit = None;
     } else if let Some(a) = &mut cfg.audit {
@@ -96,23 +102,35 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let provider = cfg.otlp_endpoint.as_deref().map(crate::otel::provider).transpose()?;
+        init_logging(json_logs, provider.as_ref());
         let engine = prepare(&mut cfg).await?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        run(cfg, engine, listener, shutdown_signal()).await
+        let served = run(cfg, engine, listener, shutdown_signal()).await;
+        if let Some(p) = provider
+            && let Err(e) = p.shutdown()
+        {
+            tracing::warn!("flushing traces: {e}");
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr (text or JSON lines, level from `RUST_LOG`, default info), and RPC spans
+/// to OpenTelemetry when a provider is given.
+fn init_logging(json: bool, provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let otel = provider.map(|p| crate::otel::layer(p).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init();
 }

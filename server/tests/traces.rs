@@ -1,0 +1,116 @@
+//! RPC spans reach an OTLP collector, joined to the caller's trace (`traceparent`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod common;
+
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A collector that keeps (span name, trace id hex) of everything exported to it.
+#[derive(Default, Clone)]
+struct Collector(Arc<Mutex<Vec<(String, String)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut seen = self.0.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    seen.push((span.name, span.trace_id.iter().map(|b| format!("{b:02x}")).collect()));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_spans_are_exported_over_otlp() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = listener.local_addr().unwrap();
+    let c = collector.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(c))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+    });
+
+    let dir = temp_dir("traces");
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--otlp-endpoint",
+            &format!("http://{otlp}"),
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .arg("--bundle")
+        .arg(example_path("clinic-portal"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut channel = None;
+    for _ in 0..200 {
+        if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            channel = Some(ch);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut client =
+        portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel.unwrap());
+    let mut req = tonic::Request::new(ann_reads());
+    req.metadata_mut().insert(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .unwrap(),
+    );
+    client.check(req).await.unwrap();
+
+    // Graceful stop flushes the batch of spans.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let seen = collector.0.lock().unwrap().clone();
+    assert!(
+        seen.contains(&("Check".to_owned(), "0af7651916cd43dd8448eb211c80319c".to_owned())),
+        "{seen:?}"
+    );
+}
