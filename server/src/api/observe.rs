@@ -20,41 +20,53 @@ pub struct Telemetry {
     pub spans: bool,
 }
 
-/// Who is calling, for the audit trail.
+/// Who is calling, for the audit trail. Captured cheaply on every call; rendered only
+/// when a record is written.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Peer address, token fingerprint, mTLS.
-    pub client: String,
-    /// W3C trace id.
-    pub trace_id: String,
+    remote: Option<std::net::SocketAddr>,
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    mtls: bool,
 }
 
 impl Caller {
-    /// Reads the caller's identity from a request's transport and metadata.
+    /// Captures the caller's transport identity and metadata.
     pub fn of<T>(request: &tonic::Request<T>) -> Caller {
-        let mut client = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-        if let Some(token) = request
-            .metadata()
-            .get("authorization")
+        Caller {
+            remote: request.remote_addr(),
+            authorization: request.metadata().get("authorization").cloned(),
+            traceparent: request.metadata().get("traceparent").cloned(),
+            mtls: request.peer_certs().is_some_and(|c| !c.is_empty()),
+        }
+    }
+
+    /// Peer address, token fingerprint (first 12 hex digits of its SHA-256), `mtls`.
+    pub fn client(&self) -> String {
+        let mut client = self.remote.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        if let Some(token) = self
+            .authorization
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
         {
             let digest = hex::encode(Sha256::digest(token.as_bytes()));
             client.push_str(&format!(" token:{}", digest.get(..12).unwrap_or_default()));
         }
-        if request.peer_certs().is_some_and(|c| !c.is_empty()) {
+        if self.mtls {
             client.push_str(" mtls");
         }
-        let trace_id = request
-            .metadata()
-            .get("traceparent")
+        client
+    }
+
+    /// The W3C trace id of the caller's `traceparent`, or a fresh one.
+    pub fn trace_id(&self) -> String {
+        self.traceparent
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split('-').nth(1))
             .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map_or_else(|| hex::encode(rand::random::<[u8; 16]>()), str::to_owned);
-        Caller { client, trace_id }
+            .map_or_else(|| hex::encode(rand::random::<[u8; 16]>()), str::to_owned)
     }
 }
 
@@ -78,7 +90,7 @@ impl Telemetry {
     pub async fn decided(
         &self,
         caller: &Caller,
-        req: &Request,
+        req: Request,
         mut d: pb::Decision,
         sensitive: bool,
         mode: AuditBackpressure,
@@ -97,22 +109,26 @@ impl Telemetry {
             } else {
                 "info"
             },
-            principal: req.principal.clone(),
-            acting_as: req.session.acting_as.clone(),
-            action: req.action.clone(),
-            resource_type: req.resource.resource_type.clone(),
-            resource_id: req.resource.id.clone(),
-            tenant: req.resource.tenant.clone(),
+            principal: req.principal,
+            acting_as: req.session.acting_as,
+            action: req.action,
+            resource_type: req.resource.resource_type,
+            resource_id: req.resource.id,
+            tenant: req.resource.tenant,
             outcome: if allowed { "allow" } else { "deny" },
             reason: d.reason.clone(),
             requirement: d.requirement.clone(),
             rule: d.rule.clone(),
             version: d.version,
             break_glass: d.break_glass,
-            break_glass_reason: d.break_glass.then(|| req.session.break_glass_reason.clone()).flatten(),
-            client: caller.client.clone(),
-            trace_id: caller.trace_id.clone(),
-            details: None,
+            break_glass_reason: if d.break_glass {
+                req.session.break_glass_reason
+            } else {
+                None
+            },
+            client: caller.client(),
+            trace_id: caller.trace_id(),
+            ..AuditRecord::default()
         };
         if audit.submit(record, mode).await == Admit::Refused && allowed {
             self.metrics.audit_deny();
@@ -148,8 +164,8 @@ impl Telemetry {
             outcome,
             reason: outcome.to_owned(),
             version,
-            client: caller.client.clone(),
-            trace_id: caller.trace_id.clone(),
+            client: caller.client(),
+            trace_id: caller.trace_id(),
             details: Some(details),
             ..AuditRecord::default()
         };

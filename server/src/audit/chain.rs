@@ -34,14 +34,12 @@ pub fn record_hash(fields: &Map<String, Value>) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Adds `seq`, `prev` and `hash` to a record's fields and returns its JSON line and new link.
-pub fn seal(mut fields: Map<String, Value>, after: &Link) -> (String, Link) {
-    let seq = after.seq + 1;
-    fields.insert("seq".into(), Value::from(seq));
-    fields.insert("prev".into(), Value::from(after.hash.clone()));
-    let hash = record_hash(&fields);
-    fields.insert("hash".into(), Value::from(hash.clone()));
-    (Value::Object(fields).to_string(), Link { seq, hash })
+/// Appends the hash to a record's canonical JSON (an object with keys in sorted order that
+/// already carries its `seq` and `prev`). Returns the line and the record's hash.
+pub fn seal(canonical: &str) -> (String, String) {
+    let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
+    let body = canonical.strip_suffix('}').unwrap_or(canonical);
+    (format!("{body},\"hash\":\"{hash}\"}}"), hash)
 }
 
 /// Why a line does not continue the chain.
@@ -114,11 +112,14 @@ pub fn follow(line: &str, link: &Link) -> Result<Link, Break> {
 mod tests {
     use super::*;
 
-    fn record(n: u64) -> Map<String, Value> {
+    /// A record's canonical JSON: a map's keys serialize sorted.
+    fn record(n: u64, after: &Link) -> String {
         let mut m = Map::new();
         m.insert("principal".into(), Value::from(format!("p{n}")));
         m.insert("outcome".into(), Value::from("deny"));
-        m
+        m.insert("seq".into(), Value::from(after.seq + 1));
+        m.insert("prev".into(), Value::from(after.hash.clone()));
+        Value::Object(m).to_string()
     }
 
     #[test]
@@ -126,9 +127,12 @@ mod tests {
         let mut link = Link::default();
         let mut lines = Vec::new();
         for n in 0..4 {
-            let (line, next) = seal(record(n), &link);
+            let (line, hash) = seal(&record(n, &link));
             lines.push(line);
-            link = next;
+            link = Link {
+                seq: link.seq + 1,
+                hash,
+            };
         }
         let mut check = Link::default();
         for l in &lines {

@@ -121,13 +121,13 @@ impl FileSink {
         })
     }
 
-    /// Appends one record (buffered; durable after the next `sync`).
-    pub fn write(&mut self, record: &AuditRecord) -> io::Result<()> {
-        let fields = match serde_json::to_value(record).map_err(io::Error::other)? {
-            serde_json::Value::Object(m) => m,
-            _ => return Err(io::Error::other("audit record is not an object")),
-        };
-        let (line, link) = seal(fields, &self.link);
+    /// Chains and appends one record (buffered; durable after the next `sync`).
+    pub fn write(&mut self, record: &mut AuditRecord) -> io::Result<()> {
+        record.seq = self.link.seq + 1;
+        record.prev.clone_from(&self.link.hash);
+        let canonical = serde_json::to_string(record).map_err(io::Error::other)?;
+        let (line, hash) = seal(&canonical);
+        let link = Link { seq: record.seq, hash };
         self.rotate_if_needed()?;
         if let Some((w, size, _)) = &mut self.file {
             w.write_all(line.as_bytes())?;
