@@ -169,7 +169,11 @@ impl FileSink {
         if stale {
             self.sync()?;
             let path = self.config.dir.join(format!("audit-{:020}.jsonl", self.link.seq + 1));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path)?;
             let size = file.metadata()?.len();
             File::open(&self.config.dir)?.sync_all()?;
             self.file = Some((BufWriter::with_capacity(1 << 16, file), size, Instant::now()));
