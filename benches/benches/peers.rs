@@ -41,19 +41,11 @@ fn bundle(principals: usize, tenants: usize) -> Bundle {
     let mut grants = Vec::new();
     for i in 0..principals {
         for t in tenants_of(i, tenants) {
-            grants.push(Grant {
-                id: None,
-                principal: Some(format!("u{i}").into()),
-                group: None,
-                role: "clinician".into(),
-                scope: Scope::Tenant(t.into()),
-                not_before: None,
-                expires: None,
-                approvals: Vec::new(),
-                ticket: None,
-                non_standard: false,
-                last_used: None,
-            });
+            grants.push(Grant::to_principal(
+                &format!("u{i}"),
+                "clinician",
+                Scope::Tenant(t.into()),
+            ));
         }
     }
     Bundle {

@@ -403,6 +403,23 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant of `role` to one principal within `scope`, with no window, approvals or id.
+    pub fn to_principal(principal: &str, role: &str, scope: Scope) -> Grant {
+        Grant {
+            id: None,
+            principal: Some(principal.into()),
+            group: None,
+            role: role.into(),
+            scope,
+            not_before: None,
+            expires: None,
+            approvals: Vec::new(),
+            ticket: None,
+            non_standard: false,
+            last_used: None,
+        }
+    }
+
     /// The grant's id as decisions report it: its own id or `grants[index]`.
     pub fn display_id(&self, index: usize) -> String {
         match &self.id {

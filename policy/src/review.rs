@@ -325,42 +325,20 @@ pub fn service_accounts(bundle: &Bundle) -> Report {
 /// removed or changed (grants are matched by id, or by position when they have none).
 pub fn diff(old: &Bundle, new: &Bundle) -> Report {
     let mut r = Report::new("Changes", &["kind", "id", "change", "detail"]);
-    compare(
-        &mut r,
-        "principal",
-        old.principals.iter().map(|p| (p.id.clone(), p)),
-        new.principals.iter().map(|p| (p.id.clone(), p)),
-    );
-    compare(
-        &mut r,
-        "role",
-        old.roles.iter().map(|x| (x.name.clone(), x)),
-        new.roles.iter().map(|x| (x.name.clone(), x)),
-    );
-    compare(
-        &mut r,
-        "group",
-        old.groups.iter().map(|x| (x.name.clone(), x)),
-        new.groups.iter().map(|x| (x.name.clone(), x)),
-    );
+    compare(&mut r, "principal", &old.principals, &new.principals, |_, p| {
+        p.id.clone()
+    });
+    compare(&mut r, "role", &old.roles, &new.roles, |_, x| x.name.clone());
+    compare(&mut r, "group", &old.groups, &new.groups, |_, x| x.name.clone());
     compare(
         &mut r,
         "resource type",
-        old.resource_types.iter().map(|x| (x.name.clone(), x)),
-        new.resource_types.iter().map(|x| (x.name.clone(), x)),
+        &old.resource_types,
+        &new.resource_types,
+        |_, x| x.name.clone(),
     );
-    compare(
-        &mut r,
-        "grant",
-        old.grants.iter().enumerate().map(|(i, g)| (g.display_id(i), g)),
-        new.grants.iter().enumerate().map(|(i, g)| (g.display_id(i), g)),
-    );
-    compare(
-        &mut r,
-        "deny",
-        old.denies.iter().map(|x| (x.id.clone(), x)),
-        new.denies.iter().map(|x| (x.id.clone(), x)),
-    );
+    compare(&mut r, "grant", &old.grants, &new.grants, |i, g| g.display_id(i));
+    compare(&mut r, "deny", &old.denies, &new.denies, |_, x| x.id.clone());
     if old.settings != new.settings {
         r.push(vec![
             "settings".into(),
@@ -372,14 +350,16 @@ pub fn diff(old: &Bundle, new: &Bundle) -> Report {
     r
 }
 
-fn compare<'a, T: PartialEq + Serialize + 'a>(
+/// Adds a row per item of one kind that was removed, added or changed, matching by `key`.
+fn compare<T: PartialEq + Serialize>(
     r: &mut Report,
     kind: &str,
-    old: impl Iterator<Item = (String, &'a T)>,
-    new: impl Iterator<Item = (String, &'a T)>,
+    old: &[T],
+    new: &[T],
+    key: impl Fn(usize, &T) -> String,
 ) {
-    let old: BTreeMap<String, &T> = old.collect();
-    let new: BTreeMap<String, &T> = new.collect();
+    let old: BTreeMap<String, &T> = old.iter().enumerate().map(|(i, x)| (key(i, x), x)).collect();
+    let new: BTreeMap<String, &T> = new.iter().enumerate().map(|(i, x)| (key(i, x), x)).collect();
     for (id, o) in &old {
         match new.get(id) {
             None => r.push(vec![kind.into(), id.clone(), "removed".into(), json(o)]),

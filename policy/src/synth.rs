@@ -493,21 +493,14 @@ pub fn large_bundle(shape: LargeShape) -> Bundle {
         .collect();
     let mut grants = Vec::with_capacity(shape.grants + 1);
     if shape.principals > 0 && shape.wide_resources > 0 {
+        let ids = (0..shape.wide_resources).map(|i| i.to_string().into()).collect();
+        let scope = Scope::Resources {
+            resource_type: "patient_record".into(),
+            ids,
+        };
         grants.push(Grant {
             id: Some("wide".into()),
-            principal: Some("u0".into()),
-            group: None,
-            role: "clinician".into(),
-            scope: Scope::Resources {
-                resource_type: "patient_record".into(),
-                ids: (0..shape.wide_resources).map(|i| i.to_string().into()).collect(),
-            },
-            not_before: None,
-            expires: None,
-            approvals: Vec::new(),
-            ticket: None,
-            non_standard: false,
-            last_used: None,
+            ..Grant::to_principal("u0", "clinician", scope)
         });
     }
     for i in 0..shape.grants {
@@ -528,19 +521,7 @@ pub fn large_bundle(shape: LargeShape) -> Bundle {
         } else {
             Scope::Tenant(format!("t{}", rng.random_range(0..shape.tenants.max(1))).into())
         };
-        grants.push(Grant {
-            id: None,
-            principal: Some(format!("u{p}").into()),
-            group: None,
-            role: r.name.as_str().into(),
-            scope,
-            not_before: None,
-            expires: None,
-            approvals: Vec::new(),
-            ticket: None,
-            non_standard: false,
-            last_used: None,
-        });
+        grants.push(Grant::to_principal(&format!("u{p}"), &r.name, scope));
     }
     let denies = vec![DenyRule {
         id: "no-export-of-records".to_owned(),

@@ -73,14 +73,6 @@ async fn a_corrupt_or_truncated_newest_version_is_skipped() {
     server.stop().await.unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args([
@@ -98,20 +90,6 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-async fn connect(port: u16) -> tonic::transport::Channel {
-    for _ in 0..200 {
-        if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server on port {port} did not come up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

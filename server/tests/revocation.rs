@@ -81,10 +81,7 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
     let dir = temp_dir("temporary");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     let mut req = check("fd-jo", "read", "patient_record", "p-1", Some("clinic-south"));
     req.at = None;
     req.session = Some(pb::Session {

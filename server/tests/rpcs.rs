@@ -196,10 +196,7 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     let mut jo = ann_reads();
     jo.principal = "fd-jo".into();
     jo.at = None;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     jo.session = Some(pb::Session {
         authenticated_at: Some(now),
         last_activity: Some(now),

@@ -13,7 +13,6 @@ use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// A collector that keeps (span name, trace id hex) of everything exported to it.
 #[derive(Default, Clone)]
@@ -37,14 +36,6 @@ impl TraceService for Collector {
             partial_success: None,
         }))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,20 +70,8 @@ async fn rpc_spans_are_exported_over_otlp() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut channel = None;
-    for _ in 0..200 {
-        if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            channel = Some(ch);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client =
-        portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel.unwrap());
+    let channel = connect(port).await;
+    let mut client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel);
     let mut req = tonic::Request::new(ann_reads());
     req.metadata_mut().insert(
         "traceparent",

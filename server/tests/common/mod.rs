@@ -40,6 +40,38 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A loopback port nobody listens on (for servers started as child processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects to a server on a loopback port, waiting up to five seconds for it to come up.
+pub async fn connect(port: u16) -> Channel {
+    for _ in 0..200 {
+        if let Ok(c) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("server on port {port} did not come up");
+}
+
+/// Wall-clock Unix seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// Path of an example bundle.
 pub fn example_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,13 +116,7 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        for _ in 0..50 {
-            if let Ok(c) = Channel::from_shared(self.url()).unwrap().connect().await {
-                return c;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("server at {} did not come up", self.url());
+        connect(self.addr.port()).await
     }
 
     pub async fn authz(&self) -> AuthorizationServiceClient<Channel> {
