@@ -97,23 +97,28 @@ pub fn tenant_access(snapshot: &Snapshot, bundle: &Bundle, tenant: &str) -> Repo
         }
     }
     for p in seen.into_values() {
-        r.push(vec![
-            p.principal,
-            format!("{:?}", p.account).to_lowercase(),
-            p.grant,
-            p.role,
-            p.via_group.unwrap_or_default(),
-            p.resource_type,
-            p.actions.join(" "),
-            p.scope,
-            p.conditions
-                .iter()
-                .map(|c| format!("{c:?}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ]);
+        let mut row = vec![p.principal.clone(), format!("{:?}", p.account).to_lowercase()];
+        row.extend(path_columns(p));
+        r.push(row);
     }
     r
+}
+
+/// The grant, role, group, type, actions, scope and conditions of an access path.
+fn path_columns(p: crate::AccessPath) -> Vec<String> {
+    vec![
+        p.grant,
+        p.role,
+        p.via_group.unwrap_or_default(),
+        p.resource_type,
+        p.actions.join(" "),
+        p.scope,
+        p.conditions
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ]
 }
 
 /// A2: what `principal` can reach.
@@ -123,19 +128,7 @@ pub fn principal_access(snapshot: &Snapshot, principal: &str) -> Report {
         &["grant", "role", "via group", "type", "actions", "scope", "conditions"],
     );
     for p in snapshot.list_principal_access(principal) {
-        r.push(vec![
-            p.grant,
-            p.role,
-            p.via_group.unwrap_or_default(),
-            p.resource_type,
-            p.actions.join(" "),
-            p.scope,
-            p.conditions
-                .iter()
-                .map(|c| format!("{c:?}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ]);
+        r.push(path_columns(p));
     }
     r
 }
