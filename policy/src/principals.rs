@@ -57,9 +57,13 @@ impl<'a> PrincipalRef<'a> {
     /// The principal's entries on one resource type, in grant order.
     #[inline]
     pub fn entries_for(&self, type_key: u16) -> impl Iterator<Item = &'a Entry> + use<'a> {
+        // A forward scan, not a binary search: records are short, and reading them in
+        // order lets the hardware prefetcher stream the cache lines in.
         let start = self
             .cells
-            .partition_point(|c| matches!(c, Cell::Entry(e) if e.type_key < type_key));
+            .iter()
+            .position(|c| !matches!(c, Cell::Entry(e) if e.type_key < type_key))
+            .unwrap_or(self.cells.len());
         self.cells
             .get(start..)
             .unwrap_or(&[])
