@@ -1,0 +1,102 @@
+//! TLS and mutual TLS through rustls, with certificates made for the test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod common;
+
+use common::*;
+use portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient;
+use portcullis_server::serve::TlsFiles;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+struct Pki {
+    ca_pem: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "portcullis test CA");
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let issue = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca_pem: ca.pem(),
+        server: issue("localhost"),
+        client: issue("billing-service"),
+    }
+}
+
+async fn client(server: &TestServer, pki: &Pki, with_identity: bool) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    if with_identity {
+        tls = tls.identity(Identity::from_pem(&pki.client.0, &pki.client.1));
+    }
+    Channel::from_shared(format!("https://localhost:{}", server.addr.port()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+}
+
+#[tokio::test]
+async fn mutual_tls_admits_certified_clients_only() {
+    let pki = pki();
+    let dir = temp_dir("tls");
+    let write = |name: &str, pem: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let tls = TlsFiles {
+        cert: write("server.pem", &pki.server.0),
+        key: write("server.key", &pki.server.1),
+        client_ca: Some(write("ca.pem", &pki.ca_pem)),
+    };
+    let server = TestServer::start_with(&dir.join("data"), Some("clinic-portal"), |c| c.tls = Some(tls)).await;
+
+    let channel = client(&server, &pki, true).await.unwrap();
+    let d = AuthorizationServiceClient::new(channel)
+        .check(ann_reads())
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(is_allow(&d));
+
+    // Without a client certificate the handshake (or the first call) fails.
+    let refused = match client(&server, &pki, false).await {
+        Err(_) => true,
+        Ok(ch) => AuthorizationServiceClient::new(ch).check(ann_reads()).await.is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+
+    // Plaintext to a TLS port fails too.
+    let plain = Channel::from_shared(server.url()).unwrap().connect().await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(ch) => AuthorizationServiceClient::new(ch).check(ann_reads()).await.is_err(),
+    };
+    assert!(refused, "plaintext was served on the TLS port");
+    server.stop().await.unwrap();
+}
