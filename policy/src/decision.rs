@@ -13,153 +13,89 @@ pub enum Effect {
     Deny,
 }
 
-/// Why a decision came out as it did. Each code names the rule of REQUIREMENTS.md it enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
+/// Declares `Reason` with, for each code, its wire name and the requirement it enforces,
+/// so the enum, `ALL`, `as_str` and `rule_id` cannot drift apart.
+macro_rules! reasons {
+    ($( #[doc = $doc:literal] $name:ident = $text:literal, $rule:literal; )*) => {
+        /// Why a decision came out as it did. Each code names the rule of REQUIREMENTS.md it enforces.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Reason {
+            $( #[doc = $doc] #[serde(rename = $text)] $name, )*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
+
+            /// The requirement id this reason enforces (`R1`..`R19`).
+            pub fn rule_id(self) -> &'static str {
+                match self { $(Reason::$name => $rule,)* }
+            }
+
+            /// The snake_case name used in files, logs and the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Reason::$name => $text,)* }
+            }
+        }
+    };
+}
+
+reasons! {
     /// R2: a grant allows it.
-    Granted,
+    Granted = "granted", "R2";
     /// R19: the action is public on this resource type.
-    PublicResource,
+    PublicResource = "public_resource", "R19";
     /// R15: allowed by an emergency (break-glass) grant.
-    BreakGlass,
+    BreakGlass = "break_glass", "R15";
     /// R1: no grant matches.
-    NoMatchingGrant,
+    NoMatchingGrant = "no_matching_grant", "R1";
     /// R1: the principal is not in the snapshot (or none was given).
-    UnknownPrincipal,
+    UnknownPrincipal = "unknown_principal", "R1";
     /// R1: the resource type is not in the snapshot.
-    UnknownResourceType,
+    UnknownResourceType = "unknown_resource_type", "R1";
     /// R1: the action is not defined for the resource type.
-    UnknownAction,
+    UnknownAction = "unknown_action", "R1";
     /// R6: revoked since the snapshot was built.
-    PrincipalRevoked,
+    PrincipalRevoked = "principal_revoked", "R6";
     /// R6: the account is terminated.
-    AccountTerminated,
+    AccountTerminated = "account_terminated", "R6";
     /// R6: the account is disabled.
-    AccountDisabled,
+    AccountDisabled = "account_disabled", "R6";
     /// R6: the account is locked.
-    AccountLocked,
+    AccountLocked = "account_locked", "R6";
     /// R7: no activity for longer than the dormancy cut-off.
-    AccountDormant,
+    AccountDormant = "account_dormant", "R7";
     /// R9: the session has been idle too long (or reports no activity).
-    SessionIdle,
+    SessionIdle = "session_idle", "R9";
     /// R9: the authentication is older than the maximum age (or its time is missing).
-    SessionExpired,
+    SessionExpired = "session_expired", "R9";
     /// R4: shared accounts never reach sensitive resources.
-    SharedAccountSensitive,
+    SharedAccountSensitive = "shared_account_sensitive", "R4";
     /// R18: the session's network is not allowed for this resource type.
-    NetworkNotAllowed,
+    NetworkNotAllowed = "network_not_allowed", "R18";
     /// R8: a second factor is required.
-    MfaRequired,
+    MfaRequired = "mfa_required", "R8";
     /// R14: an explicit deny rule matches.
-    ExplicitDeny,
+    ExplicitDeny = "explicit_deny", "R14";
     /// R16: the principal may not act as the requested account.
-    ImpersonationNotAllowed,
+    ImpersonationNotAllowed = "impersonation_not_allowed", "R16";
     /// R15: only an emergency grant matches and no emergency reason was stated.
-    BreakGlassReasonRequired,
+    BreakGlassReasonRequired = "break_glass_reason_required", "R15";
     /// R11: the matching grant is not yet valid.
-    GrantNotYetValid,
+    GrantNotYetValid = "grant_not_yet_valid", "R11";
     /// R11: the matching grant has expired.
-    GrantExpired,
+    GrantExpired = "grant_expired", "R11";
     /// R7: the matching non-standard grant lapsed unused.
-    GrantLapsed,
+    GrantLapsed = "grant_lapsed", "R7";
     /// R10: the role is privileged and the session is not elevated into it.
-    ElevationRequired,
+    ElevationRequired = "elevation_required", "R10";
     /// R10: the elevation into the role is older than allowed.
-    ElevationExpired,
+    ElevationExpired = "elevation_expired", "R10";
     /// R13: the action needs a distinct, authorized co-signer.
-    DualControlRequired,
+    DualControlRequired = "dual_control_required", "R13";
 }
 
 impl Reason {
-    /// Every reason, in declaration order.
-    pub const ALL: [Reason; 26] = {
-        use Reason::*;
-        [
-            Granted,
-            PublicResource,
-            BreakGlass,
-            NoMatchingGrant,
-            UnknownPrincipal,
-            UnknownResourceType,
-            UnknownAction,
-            PrincipalRevoked,
-            AccountTerminated,
-            AccountDisabled,
-            AccountLocked,
-            AccountDormant,
-            SessionIdle,
-            SessionExpired,
-            SharedAccountSensitive,
-            NetworkNotAllowed,
-            MfaRequired,
-            ExplicitDeny,
-            ImpersonationNotAllowed,
-            BreakGlassReasonRequired,
-            GrantNotYetValid,
-            GrantExpired,
-            GrantLapsed,
-            ElevationRequired,
-            ElevationExpired,
-            DualControlRequired,
-        ]
-    };
-
-    /// The requirement id this reason enforces (`R1`..`R19`).
-    pub fn rule_id(self) -> &'static str {
-        use Reason::*;
-        match self {
-            Granted => "R2",
-            PublicResource => "R19",
-            BreakGlass | BreakGlassReasonRequired => "R15",
-            NoMatchingGrant | UnknownPrincipal | UnknownResourceType | UnknownAction => "R1",
-            PrincipalRevoked | AccountTerminated | AccountDisabled | AccountLocked => "R6",
-            AccountDormant | GrantLapsed => "R7",
-            SessionIdle | SessionExpired => "R9",
-            SharedAccountSensitive => "R4",
-            NetworkNotAllowed => "R18",
-            MfaRequired => "R8",
-            ExplicitDeny => "R14",
-            ImpersonationNotAllowed => "R16",
-            GrantNotYetValid | GrantExpired => "R11",
-            ElevationRequired | ElevationExpired => "R10",
-            DualControlRequired => "R13",
-        }
-    }
-
-    /// The snake_case name used in files, logs and the API.
-    pub fn as_str(self) -> &'static str {
-        use Reason::*;
-        match self {
-            Granted => "granted",
-            PublicResource => "public_resource",
-            BreakGlass => "break_glass",
-            NoMatchingGrant => "no_matching_grant",
-            UnknownPrincipal => "unknown_principal",
-            UnknownResourceType => "unknown_resource_type",
-            UnknownAction => "unknown_action",
-            PrincipalRevoked => "principal_revoked",
-            AccountTerminated => "account_terminated",
-            AccountDisabled => "account_disabled",
-            AccountLocked => "account_locked",
-            AccountDormant => "account_dormant",
-            SessionIdle => "session_idle",
-            SessionExpired => "session_expired",
-            SharedAccountSensitive => "shared_account_sensitive",
-            NetworkNotAllowed => "network_not_allowed",
-            MfaRequired => "mfa_required",
-            ExplicitDeny => "explicit_deny",
-            ImpersonationNotAllowed => "impersonation_not_allowed",
-            BreakGlassReasonRequired => "break_glass_reason_required",
-            GrantNotYetValid => "grant_not_yet_valid",
-            GrantExpired => "grant_expired",
-            GrantLapsed => "grant_lapsed",
-            ElevationRequired => "elevation_required",
-            ElevationExpired => "elevation_expired",
-            DualControlRequired => "dual_control_required",
-        }
-    }
-
     /// Rank of a grant-stage failure: when several grants match and none allows, the
     /// decision reports the failure that got furthest, so the answer is independent of
     /// grant order.
@@ -228,5 +164,19 @@ impl Decision {
     /// True for allow.
     pub fn is_allowed(&self) -> bool {
         self.effect == Effect::Allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_and_rule_ids_agree() {
+        for r in Reason::ALL {
+            assert_eq!(serde_json::to_string(r).unwrap(), format!("\"{}\"", r.as_str()));
+            assert!(r.rule_id().starts_with('R'), "{r:?}");
+        }
+        assert_eq!(Reason::ALL.len(), 26);
     }
 }
