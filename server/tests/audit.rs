@@ -287,15 +287,7 @@ async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
     let fifo = stall(&dir.join("audit"));
     let mut reasons = Vec::new();
     for _ in 0..4 {
-        reasons.push(
-            c.check(ann_reads())
-                .await
-                .unwrap()
-                .into_inner()
-                .decision
-                .unwrap()
-                .reason,
-        );
+        reasons.push(decide(&mut c, ann_reads()).await.reason);
     }
     // clinic-portal sets `audit_on_backpressure: deny`: once the queue is full, sensitive
     // reads are denied rather than allowed without their record.

@@ -12,7 +12,6 @@ mod common;
 
 use common::*;
 use portcullis_proto::v1 as pb;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -50,7 +49,7 @@ async fn a_corrupt_or_truncated_newest_version_is_skipped() {
 
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert_eq!(
         (d.version, is_allow(&d)),
         (1, true),
@@ -73,32 +72,13 @@ async fn a_corrupt_or_truncated_newest_version_is_skipped() {
     server.stop().await.unwrap();
 }
 
-fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-token",
-            ADMIN_TOKEN,
-            "--data-dir",
-        ])
-        .arg(dir)
-        .arg("--bundle")
-        .arg(example_path("clinic-portal"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
     use portcullis_proto::v1::policy_admin_service_client::PolicyAdminServiceClient;
     let dir = temp_dir("kill9");
     for round in 0..3 {
         let port = free_port();
-        let mut child = spawn_server(&dir, port);
+        let mut child = spawn_serve(&dir, port, &[]);
         let mut a = PolicyAdminServiceClient::new(connect(port).await);
         let before = a
             .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
@@ -134,7 +114,7 @@ async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
         assert!(last_acked > before, "round {round}: no push was acknowledged");
 
         let port = free_port();
-        let mut child = spawn_server(&dir, port);
+        let mut child = spawn_serve(&dir, port, &[]);
         let channel = connect(port).await;
         let mut a = PolicyAdminServiceClient::new(channel.clone());
         let live = a
@@ -150,7 +130,7 @@ async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
             live.version
         );
         let mut c = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel);
-        let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+        let d = decide(&mut c, ann_reads()).await;
         assert_eq!(d.version, live.version);
         child.kill().unwrap();
         child.wait().unwrap();

@@ -52,9 +52,7 @@ async fn not_serving_until_a_snapshot_is_pushed() {
         .unwrap();
     wait_for(&server, "", ServingStatus::Serving).await;
     wait_for(&server, "portcullis.v1.AuthorizationService", ServingStatus::Serving).await;
-    assert!(is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
     server.stop().await.unwrap();
 }
 

@@ -22,16 +22,14 @@ async fn a_push_is_seen_by_the_next_check() {
     let dir = temp_dir("push-seen");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    assert!(is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
     let v = a
         .push_snapshot(admin(push_request(clinic_without_ann())))
         .await
         .unwrap()
         .into_inner()
         .version;
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert_eq!((is_allow(&d), d.version), (false, v));
     server.stop().await.unwrap();
 }
@@ -69,7 +67,7 @@ async fn an_invalid_push_is_rejected_with_every_problem_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(garbage.code(), tonic::Code::InvalidArgument);
 
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert_eq!((is_allow(&d), d.version), (true, 1), "the old snapshot keeps serving");
     let versions = a
         .list_versions(admin(pb::ListVersionsRequest {}))

@@ -107,7 +107,7 @@ async fn message_size_limit() {
     let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.limits.max_message_bytes = limit).await;
     let mut c = server.authz().await;
     for len in [limit - 1, limit] {
-        let d = c.check(check_of_len(len)).await.unwrap().into_inner().decision.unwrap();
+        let d = decide(&mut c, check_of_len(len)).await;
         assert!(is_allow(&d));
     }
     let err = c.check(check_of_len(limit + 1)).await.unwrap_err();
@@ -148,16 +148,7 @@ async fn malformed_requests_get_precise_errors() {
     assert_eq!(err.message(), "requests[1]: unknown factor kind `retina`");
 
     let unknown_type = check("dr-ann", "read", "starship", "x", None);
-    assert_eq!(
-        c.check(unknown_type)
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
-            .reason,
-        "unknown_resource_type"
-    );
+    assert_eq!(decide(&mut c, unknown_type).await.reason, "unknown_resource_type");
     server.stop().await.unwrap();
 }
 
@@ -195,9 +186,7 @@ async fn admin_calls_need_a_valid_token_and_change_nothing_without_one() {
         .versions;
     assert_eq!(versions.len(), 1);
     let mut c = server.authz().await;
-    assert!(is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
     server.stop().await.unwrap();
 }
 

@@ -26,11 +26,9 @@ async fn a_revocation_denies_at_once_and_survives_restart_and_push() {
     let dir = temp_dir("revoke");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    assert!(is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
     a.revoke_principal(revoke("dr-ann")).await.unwrap();
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert_eq!(
         (is_allow(&d), d.reason.as_str(), d.requirement.as_str()),
         (false, "principal_revoked", "R6")
@@ -39,7 +37,7 @@ async fn a_revocation_denies_at_once_and_survives_restart_and_push() {
 
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert_eq!(
         d.reason, "principal_revoked",
         "a restart must not resurrect a revoked principal"
@@ -48,7 +46,7 @@ async fn a_revocation_denies_at_once_and_survives_restart_and_push() {
     a.push_snapshot(admin(push_request(example("clinic-portal"))))
         .await
         .unwrap();
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert_eq!(
         (d.version, d.reason.as_str()),
         (2, "principal_revoked"),
@@ -62,9 +60,7 @@ async fn a_revocation_denies_at_once_and_survives_restart_and_push() {
     }))
     .await
     .unwrap();
-    assert!(is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
     let err = a
         .reinstate_principal(admin(pb::ReinstatePrincipalRequest {
             principal: "dr-ann".into(),
@@ -89,16 +85,7 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
         last_activity: Some(now),
         ..Default::default()
     });
-    assert_eq!(
-        c.check(req.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
-            .reason,
-        "no_matching_grant"
-    );
+    assert_eq!(decide(&mut c, req.clone()).await.reason, "no_matching_grant");
 
     let grant = |principal: &str, role: &str| {
         admin(pb::GrantTemporaryRequest {
@@ -118,24 +105,18 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
         (g.expires_at - now - 3600).abs() <= 5,
         "default TTL is the snapshot's temporary_default_ttl (1h)"
     );
-    let d = c.check(req.clone()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, req.clone()).await;
     assert_eq!((is_allow(&d), d.rule.as_str()), (true, g.id.as_str()));
 
     a.push_snapshot(admin(push_request(example("clinic-portal"))))
         .await
         .unwrap();
-    assert!(
-        is_allow(&c.check(req.clone()).await.unwrap().into_inner().decision.unwrap()),
-        "survives pushes"
-    );
+    assert!(is_allow(&decide(&mut c, req.clone()).await), "survives pushes");
     server.stop().await.unwrap();
 
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    assert!(
-        is_allow(&c.check(req.clone()).await.unwrap().into_inner().decision.unwrap()),
-        "survives restarts"
-    );
+    assert!(is_allow(&decide(&mut c, req.clone()).await), "survives restarts");
     let mut later = req;
     later.at = Some(g.expires_at);
     later.session = Some(pb::Session {
@@ -144,7 +125,7 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
         ..Default::default()
     });
     assert_eq!(
-        c.check(later).await.unwrap().into_inner().decision.unwrap().reason,
+        decide(&mut c, later).await.reason,
         "grant_expired",
         "R11: inert once expired"
     );

@@ -18,7 +18,7 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let mut c = server.authz().await;
 
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert!(is_allow(&d));
     assert_eq!(
         (d.reason.as_str(), d.requirement.as_str(), d.rule.as_str(), d.version),
@@ -28,13 +28,13 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
     let mut other = ann_reads();
     other.resource.as_mut().unwrap().tenant = Some("clinic-south".into());
     other.hide_forbidden = true;
-    let d = c.check(other.clone()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, other.clone()).await;
     assert!(!is_allow(&d));
     assert_eq!(d.reason, "no_matching_grant");
     assert!(d.not_found, "R17: hide_forbidden marks denies as not found");
 
     let unknown = check("nobody", "read", "patient_record", "p-1", Some("clinic-north"));
-    let d = c.check(unknown).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, unknown).await;
     assert_eq!(
         d.reason, "unknown_principal",
         "unknown principals are denies, not errors"
@@ -141,9 +141,7 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
         .into_inner();
     assert_eq!(pushed.version, 2);
     assert_eq!(pushed.content_hash.len(), 64);
-    assert!(!is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(!is_allow(&decide(&mut c, ann_reads()).await));
 
     let versions = a
         .list_versions(admin(pb::ListVersionsRequest {}))
@@ -166,7 +164,7 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
         .into_inner();
     assert_eq!(rolled.version, 3);
     assert_eq!(rolled.content_hash, versions[1].content_hash);
-    let d = c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, ann_reads()).await;
     assert!(is_allow(&d));
     assert_eq!(d.version, 3);
 
@@ -202,7 +200,7 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
         last_activity: Some(now),
         ..Default::default()
     });
-    let d = c.check(jo).await.unwrap().into_inner().decision.unwrap();
+    let d = decide(&mut c, jo).await;
     assert!(is_allow(&d), "{d:?}");
     assert_eq!(d.rule, g.id);
 
@@ -236,8 +234,6 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     }))
     .await
     .unwrap();
-    assert!(is_allow(
-        &c.check(ann_reads()).await.unwrap().into_inner().decision.unwrap()
-    ));
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
     server.stop().await.unwrap();
 }

@@ -53,23 +53,8 @@ async fn rpc_spans_are_exported_over_otlp() {
 
     let dir = temp_dir("traces");
     let port = free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-token",
-            ADMIN_TOKEN,
-            "--otlp-endpoint",
-            &format!("http://{otlp}"),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--bundle")
-        .arg(example_path("clinic-portal"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let otlp_url = format!("http://{otlp}");
+    let mut child = spawn_serve(&dir, port, &["--otlp-endpoint", &otlp_url]);
     let channel = connect(port).await;
     let mut client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel);
     let mut req = tonic::Request::new(ann_reads());

@@ -194,6 +194,36 @@ pub fn clinic_without_ann() -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Sends a check (a message or a request with metadata) and returns the decision.
+pub async fn decide(
+    client: &mut AuthorizationServiceClient<Channel>,
+    request: impl tonic::IntoRequest<pb::CheckRequest>,
+) -> pb::Decision {
+    client.check(request).await.unwrap().into_inner().decision.unwrap()
+}
+
+/// Starts `portcullis serve` as a child process on `dir` and `port`, seeded with the clinic
+/// example, with `extra` flags.
+pub fn spawn_serve(dir: &Path, port: u16, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--bundle")
+        .arg(example_path("clinic-portal"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 pub fn is_allow(d: &pb::Decision) -> bool {
     d.effect == pb::Effect::Allow as i32
 }
