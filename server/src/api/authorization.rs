@@ -56,9 +56,7 @@ impl AuthorizationApi {
         };
         self.telemetry.metrics.decision(d.effect, d.reason);
         let wire = convert::decision(&live.snapshot, d, hide);
-        let sensitive = live.snapshot.is_sensitive(&request.resource.resource_type);
-        let mode = live.snapshot.settings().audit_on_backpressure;
-        Ok(self.telemetry.decided(caller, request, wire, sensitive, mode).await)
+        Ok(self.telemetry.decided(caller, request, wire, &live.snapshot).await)
     }
 
     async fn single(

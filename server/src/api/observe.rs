@@ -3,8 +3,8 @@
 
 use crate::audit::{Admit, Audit, AuditRecord};
 use crate::metrics::Metrics;
-use portcullis_policy::Request;
 use portcullis_policy::bundle::AuditBackpressure;
+use portcullis_policy::{Request, Snapshot};
 use portcullis_proto::v1 as pb;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -92,11 +92,11 @@ impl Telemetry {
         caller: &Caller,
         req: Request,
         mut d: pb::Decision,
-        sensitive: bool,
-        mode: AuditBackpressure,
+        snapshot: &Snapshot,
     ) -> pb::Decision {
         let allowed = d.effect == pb::Effect::Allow as i32;
         let Some(audit) = &self.audit else { return d };
+        let sensitive = snapshot.is_sensitive(&req.resource.resource_type);
         if !audit.wants(allowed, sensitive, d.break_glass, d.impersonated) {
             return d;
         }
@@ -130,6 +130,7 @@ impl Telemetry {
             trace_id: caller.trace_id(),
             ..AuditRecord::default()
         };
+        let mode = snapshot.settings().audit_on_backpressure;
         if audit.submit(record, mode).await == Admit::Refused && allowed {
             self.metrics.audit_deny();
             d.effect = pb::Effect::Deny as i32;
