@@ -2,7 +2,7 @@
 //! if it agrees with the reference evaluator and passes the bundle's own tests.
 
 use crate::bundle::{Bundle, PolicyTest};
-use crate::decision::{Decision, Effect};
+use crate::decision::Decision;
 use crate::overlay::Overlay;
 use crate::reference;
 use crate::snapshot::Snapshot;
@@ -99,9 +99,4 @@ pub fn verify(bundle: &Bundle, snapshot: &Snapshot, samples: usize, seed: u64) -
         }
     }
     out
-}
-
-/// Whether a decision allows; shorthand for tests and reports.
-pub fn allows(d: &Decision) -> bool {
-    d.effect == Effect::Allow
 }
