@@ -18,7 +18,14 @@ impl Timestamp {
     }
 
     /// Parses an RFC 3339 UTC time such as `2026-11-23T10:00:00Z`.
+    /// `@SECONDS` (how times past year 9999 or before 1970 are displayed) is read back as is.
     pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(raw) = text.trim().strip_prefix('@') {
+            return raw
+                .parse()
+                .map(Timestamp)
+                .map_err(|_| format!("`{text}` is not `@` followed by Unix seconds"));
+        }
         let t =
             humantime::parse_rfc3339_weak(text.trim()).map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
         let d = t
@@ -42,12 +49,14 @@ impl Timestamp {
 
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // RFC 3339 has four-digit years: beyond 9999-12-31 the time is shown as raw seconds.
+        const END_OF_9999: u64 = 253_402_300_799;
         match u64::try_from(self.0) {
-            Ok(secs) => {
+            Ok(secs) if secs <= END_OF_9999 => {
                 let t = UNIX_EPOCH + Duration::from_secs(secs);
                 write!(f, "{}", humantime::format_rfc3339_seconds(t))
             }
-            Err(_) => write!(f, "@{}", self.0),
+            _ => write!(f, "@{}", self.0),
         }
     }
 }
@@ -129,5 +138,16 @@ mod tests {
         assert!(!t.exceeds(Timestamp(100), Seconds(900)));
         assert!(t.exceeds(Timestamp(99), Seconds(900)));
         assert!(Timestamp(i64::MAX).exceeds(Timestamp(i64::MIN), Seconds(0)));
+    }
+
+    #[test]
+    fn display_never_panics_at_the_ends_of_time() {
+        assert_eq!(Timestamp(253_402_300_799).to_string(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp(253_402_300_800).to_string(), "@253402300800");
+        assert_eq!(Timestamp(i64::MAX).to_string(), format!("@{}", i64::MAX));
+        assert_eq!(Timestamp(-1).to_string(), "@-1");
+        for t in [-1, 0, 1_795_428_000, 253_402_300_800, i64::MAX, i64::MIN] {
+            assert_eq!(Timestamp::parse(&Timestamp(t).to_string()), Ok(Timestamp(t)), "{t}");
+        }
     }
 }

@@ -56,7 +56,7 @@ impl Tokens {
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer TOKEN`"))?;
         if self.accepts(token) {
             Ok(())
@@ -64,6 +64,24 @@ impl Tokens {
             Err(Status::unauthenticated("invalid bearer token"))
         }
     }
+
+    /// Whether the request carries one of these tokens.
+    pub fn presented_by<T>(&self, request: &Request<T>) -> bool {
+        !self.is_empty() && self.check(request).is_ok()
+    }
+}
+
+/// Set on a request by the interceptor when it carries an admin token: such callers may
+/// ask what-if questions (a decision time of their choosing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminCredential;
+
+/// The token of an `authorization` header value `Bearer TOKEN` (the scheme is
+/// case-insensitive, RFC 9110 section 11.1).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A fresh random token (256 bits, hex).
@@ -86,5 +104,15 @@ mod tests {
         assert!(!t.accepts("s3cre"));
         assert!(!t.accepts(""));
         assert!(t.add_digest_hex("zz").is_err());
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

@@ -2,6 +2,7 @@
 //! lock), the overlay of urgent changes, and the single writer path that validates,
 //! compiles, persists and only then swaps.
 
+use crate::clock::Clock;
 use crate::store::{Corrupt, Store, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
@@ -84,6 +85,9 @@ pub enum EngineError {
     Io(#[from] std::io::Error),
 }
 
+/// Longest temporary grant (R11) the admin API accepts: one year.
+pub const MAX_TEMPORARY_TTL_SECS: u64 = 366 * 86_400;
+
 /// The server's policy state.
 #[derive(Debug)]
 pub struct Engine {
@@ -94,6 +98,8 @@ pub struct Engine {
     store: Store,
     /// The live version, for whoever waits on changes (health reporting).
     version_tx: tokio::sync::watch::Sender<u64>,
+    /// The server's time: push times, revocation times, temporary grant expiries.
+    clock: Clock,
 }
 
 fn format_name(format: Format) -> &'static str {
@@ -116,7 +122,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 impl Engine {
     /// Loads the newest version that verifies and compiles, and the overlay.
     /// Returns the problems met on the way (corrupt or unusable files), which were skipped.
-    pub fn open(store: Store) -> std::io::Result<(Engine, Vec<Corrupt>)> {
+    pub fn open(store: Store, clock: Clock) -> std::io::Result<(Engine, Vec<Corrupt>)> {
         let mut problems = Vec::new();
         let mut live = None;
         for v in store.version_numbers()?.into_iter().rev() {
@@ -145,6 +151,7 @@ impl Engine {
             overlay: ArcSwap::from_pointee(overlay_state.overlay()),
             writer: tokio::sync::Mutex::new(overlay_state),
             store,
+            clock,
         };
         Ok((engine, problems))
     }
@@ -171,6 +178,11 @@ impl Engine {
         self.version_tx.subscribe()
     }
 
+    /// The server's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The store behind the engine.
     pub fn store(&self) -> &Store {
         &self.store
@@ -186,6 +198,7 @@ impl Engine {
             return Err(EngineError::Conflict { expected, live: parent });
         }
         let store = self.store.clone();
+        let pushed_at = self.clock.now().0;
         let (meta, snapshot) = blocking(move || -> Result<(VersionMeta, Snapshot), EngineError> {
             let bundle = parse_bundle(&push.bundle, push.format)?;
             let version = store.next_version()?;
@@ -194,7 +207,7 @@ impl Engine {
                 version,
                 parent,
                 author: push.author,
-                pushed_at: Timestamp::now().0,
+                pushed_at,
                 format: format_name(push.format).to_owned(),
                 content_hash: content_hash(&push.bundle),
                 message: push.message,
@@ -243,7 +256,7 @@ impl Engine {
         let mut state = self.writer.lock().await;
         let mut next = state.clone();
         change(&mut next)?;
-        let now = Timestamp::now();
+        let now = self.clock.now();
         next.temporary.retain(|g| g.expires > now);
         let store = self.store.clone();
         let to_write = next.clone();
@@ -258,15 +271,9 @@ impl Engine {
         if principal.is_empty() {
             return Err(EngineError::BadRequest("`principal` is required".into()));
         }
+        let at = self.clock.now().0;
         self.change_overlay(|s| {
-            s.revoked.insert(
-                principal,
-                Revocation {
-                    reason,
-                    author,
-                    at: Timestamp::now().0,
-                },
-            );
+            s.revoked.insert(principal, Revocation { reason, author, at });
             Ok(())
         })
         .await?;
@@ -299,10 +306,16 @@ impl Engine {
             return Err(EngineError::BadRequest(format!("unknown role `{role}`")));
         }
         let ttl = match ttl_seconds {
-            Some(s) => i64::try_from(s).map_err(|_| EngineError::BadRequest("`ttl_seconds` is too large".into()))?,
+            Some(0) => return Err(EngineError::BadRequest("`ttl_seconds` must be positive".into())),
+            Some(s) if s > MAX_TEMPORARY_TTL_SECS => {
+                return Err(EngineError::BadRequest(format!(
+                    "`ttl_seconds` {s} exceeds the limit of {MAX_TEMPORARY_TTL_SECS} (one year); temporary access (R11) is meant to be short"
+                )));
+            }
+            Some(s) => i64::try_from(s).unwrap_or(i64::MAX),
             None => live.snapshot.settings().temporary_default_ttl.0,
         };
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut granted = None;
         self.change_overlay(|s| {
             s.next_id += 1;

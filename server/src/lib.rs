@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bundle_file;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod convert;
 pub mod engine;
 pub mod metrics;

@@ -2,7 +2,8 @@
 
 use crate::api::{AdminApi, AuthorizationApi, Limits, Telemetry};
 use crate::audit::{Audit, Coverage, SinkConfig};
-use crate::auth::{Tokens, generate_token};
+use crate::auth::{AdminCredential, Tokens, generate_token};
+use crate::clock::TimePolicy;
 use crate::engine::{Engine, Push};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -55,6 +56,8 @@ pub struct FileConfig {
     pub max_message_bytes: Option<usize>,
     /// Deadline for any request, e.g. `10s`.
     pub request_timeout: Option<String>,
+    /// Largest accepted distance between a caller's times and the server clock, e.g. `5s`.
+    pub max_clock_skew: Option<String>,
     /// Log as JSON lines.
     pub log_json: Option<bool>,
     /// Prometheus endpoint address.
@@ -92,6 +95,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Request deadline.
     pub request_timeout: Duration,
+    /// The server's clock and how far callers' times may stray from it.
+    pub time: TimePolicy,
     /// Audit trail settings; `None` turns it off.
     pub audit: Option<AuditSettings>,
     /// Address of the Prometheus endpoint, when wanted.
@@ -154,6 +159,7 @@ impl ServeConfig {
             insecure: false,
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
+            time: TimePolicy::default(),
             audit: Some(AuditSettings::default()),
             metrics_listen: None,
             otlp_endpoint: None,
@@ -209,9 +215,22 @@ impl ServeConfig {
                 a.sync_every = humantime::parse_duration(&t).with_context(|| format!("audit_sync_every `{t}`"))?;
             }
         }
+        if let Some(t) = file.max_clock_skew {
+            self.set_max_clock_skew(&t)?;
+        }
         if let Some(t) = file.request_timeout {
             self.request_timeout = humantime::parse_duration(&t).with_context(|| format!("request_timeout `{t}`"))?;
         }
+        Ok(())
+    }
+
+    /// Sets `max_clock_skew` from text such as `5s`.
+    pub fn set_max_clock_skew(&mut self, text: &str) -> Result<()> {
+        let d = humantime::parse_duration(text).with_context(|| format!("max_clock_skew `{text}`"))?;
+        if d > Duration::from_secs(3_600) {
+            bail!("max_clock_skew `{text}` is over one hour: callers could move time past idle logoff (R9)");
+        }
+        self.time.max_skew = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         Ok(())
     }
 
@@ -226,7 +245,7 @@ impl ServeConfig {
 pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
     let store = Store::open(&cfg.data_dir)
         .with_context(|| format!("cannot open data directory `{}`", cfg.data_dir.display()))?;
-    let (engine, problems) = Engine::open(store).context("cannot load snapshots")?;
+    let (engine, problems) = Engine::open(store, cfg.time.clock.clone()).context("cannot load snapshots")?;
     for p in &problems {
         tracing::error!("{p}; skipped");
     }
@@ -315,11 +334,20 @@ pub async fn run(
         move |req: tonic::Request<()>| admin_tokens.check(&req).map(|()| req),
     );
     let check_tokens = cfg.check_tokens.clone();
+    let admin_tokens = cfg.admin_tokens.clone();
     let authz = InterceptedService::new(
-        AuthorizationServiceServer::new(AuthorizationApi::new(engine.clone(), cfg.limits, telemetry.clone()))
-            .max_decoding_message_size(cfg.limits.max_message_bytes),
-        move |req: tonic::Request<()>| {
-            if check_tokens.is_empty() {
+        AuthorizationServiceServer::new(AuthorizationApi::new(
+            engine.clone(),
+            cfg.limits,
+            telemetry.clone(),
+            cfg.time.clone(),
+        ))
+        .max_decoding_message_size(cfg.limits.max_message_bytes),
+        move |mut req: tonic::Request<()>| {
+            if admin_tokens.presented_by(&req) {
+                req.extensions_mut().insert(AdminCredential);
+                Ok(req)
+            } else if check_tokens.is_empty() {
                 Ok(req)
             } else {
                 check_tokens.check(&req).map(|()| req)

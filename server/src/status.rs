@@ -1,5 +1,6 @@
 //! The one place errors become gRPC statuses.
 
+use crate::clock::TimeError;
 use crate::engine::EngineError;
 use portcullis_policy::CompileError;
 use tonic::{Code, Status};
@@ -17,6 +18,12 @@ impl From<EngineError> for Status {
             EngineError::Io(_) => Code::Internal,
         };
         Status::new(code, e.to_string())
+    }
+}
+
+impl From<TimeError> for Status {
+    fn from(e: TimeError) -> Status {
+        Status::invalid_argument(e.to_string())
     }
 }
 

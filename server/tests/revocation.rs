@@ -77,14 +77,9 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
     let dir = temp_dir("temporary");
     let server = TestServer::start(&dir, Some("clinic-portal")).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
-    let now = now_secs();
+    let now = AT;
     let mut req = check("fd-jo", "read", "patient_record", "p-1", Some("clinic-south"));
     req.at = None;
-    req.session = Some(pb::Session {
-        authenticated_at: Some(now),
-        last_activity: Some(now),
-        ..Default::default()
-    });
     assert_eq!(decide(&mut c, req.clone()).await.reason, "no_matching_grant");
 
     let grant = |principal: &str, role: &str| {
@@ -101,9 +96,10 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        (g.expires_at - now - 3600).abs() <= 5,
-        "default TTL is the snapshot's temporary_default_ttl (1h)"
+    assert_eq!(
+        g.expires_at,
+        now + 3600,
+        "default TTL is the snapshot's temporary_default_ttl (1h), from the server's clock"
     );
     let d = decide(&mut c, req.clone()).await;
     assert_eq!((is_allow(&d), d.rule.as_str()), (true, g.id.as_str()));
@@ -117,8 +113,8 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
     let server = TestServer::start(&dir, None).await;
     let (mut a, mut c) = (server.admin().await, server.authz().await);
     assert!(is_allow(&decide(&mut c, req.clone()).await), "survives restarts");
+    server.clock.set(g.expires_at);
     let mut later = req;
-    later.at = Some(g.expires_at);
     later.session = Some(pb::Session {
         authenticated_at: Some(g.expires_at),
         last_activity: Some(g.expires_at),
@@ -152,5 +148,30 @@ async fn temporary_grants_act_at_once_survive_pushes_and_refuse_unknown_names() 
         a.grant_temporary(two_scopes).await.unwrap_err().code(),
         tonic::Code::InvalidArgument
     );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn temporary_grants_with_absurd_ttls_are_refused_not_panicked_on() {
+    let dir = temp_dir("temporary-ttl");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut a = server.admin().await;
+    let grant = |ttl_seconds: u64| {
+        admin(pb::GrantTemporaryRequest {
+            principal: "fd-jo".into(),
+            role: "clinician".into(),
+            tenant: Some("clinic-south".into()),
+            ttl_seconds,
+            reason: "cover shift".into(),
+            ..Default::default()
+        })
+    };
+    for ttl in [366 * 86_400 + 1, 1_000_000_000_000, i64::MAX as u64, u64::MAX] {
+        let s = a.grant_temporary(grant(ttl)).await.unwrap_err();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument, "ttl {ttl}: {s:?}");
+        assert!(s.message().contains("ttl_seconds"), "{}", s.message());
+    }
+    let g = a.grant_temporary(grant(366 * 86_400)).await.unwrap().into_inner();
+    assert_eq!(g.expires_at, AT + 366 * 86_400, "the longest allowed TTL");
     server.stop().await.unwrap();
 }

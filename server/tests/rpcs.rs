@@ -194,12 +194,6 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     let mut jo = ann_reads();
     jo.principal = "fd-jo".into();
     jo.at = None;
-    let now = now_secs();
-    jo.session = Some(pb::Session {
-        authenticated_at: Some(now),
-        last_activity: Some(now),
-        ..Default::default()
-    });
     let d = decide(&mut c, jo).await;
     assert!(is_allow(&d), "{d:?}");
     assert_eq!(d.rule, g.id);

@@ -57,7 +57,8 @@ async fn rpc_spans_are_exported_over_otlp() {
     let mut child = spawn_serve(&dir, port, &["--otlp-endpoint", &otlp_url]);
     let channel = connect(port).await;
     let mut client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel);
-    let mut req = tonic::Request::new(ann_reads());
+    // The child reads the system clock: the example's fixed time is a what-if (admin token).
+    let mut req = admin(ann_reads());
     req.metadata_mut().insert(
         "traceparent",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

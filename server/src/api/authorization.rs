@@ -1,10 +1,11 @@
 //! `AuthorizationService`: decisions, row filters and access reviews, lock-free on the live snapshot.
 
 use super::{Caller, Limits, Telemetry};
+use crate::clock::TimePolicy;
 use crate::convert;
 use crate::engine::{Engine, Live};
 use crate::status::{behind, not_serving};
-use portcullis_policy::{Overlay, Target, Timestamp};
+use portcullis_policy::{Overlay, Target};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_server::AuthorizationService;
 use std::sync::Arc;
@@ -17,15 +18,17 @@ pub struct AuthorizationApi {
     engine: Arc<Engine>,
     limits: Limits,
     telemetry: Telemetry,
+    time: TimePolicy,
 }
 
 impl AuthorizationApi {
-    /// Serves decisions from `engine`'s live snapshot.
-    pub fn new(engine: Arc<Engine>, limits: Limits, telemetry: Telemetry) -> Self {
+    /// Serves decisions from `engine`'s live snapshot, at the times `time` allows.
+    pub fn new(engine: Arc<Engine>, limits: Limits, telemetry: Telemetry, time: TimePolicy) -> Self {
         AuthorizationApi {
             engine,
             limits,
             telemetry,
+            time,
         }
     }
 
@@ -48,7 +51,11 @@ impl AuthorizationApi {
         explain: bool,
     ) -> Result<pb::Decision, Status> {
         let hide = r.hide_forbidden;
-        let request = convert::request(r)?;
+        let mut request = convert::request(r)?;
+        let time = self
+            .time
+            .resolve(request.at.map(|t| t.0), &request.session, caller.what_if())?;
+        request.at = Some(time.at);
         let d = if explain {
             live.snapshot.explain(&request, overlay)
         } else {
@@ -56,7 +63,10 @@ impl AuthorizationApi {
         };
         self.telemetry.metrics.decision(d.effect, d.reason);
         let wire = convert::decision(&live.snapshot, d, hide);
-        Ok(self.telemetry.decided(caller, request, wire, &live.snapshot).await)
+        Ok(self
+            .telemetry
+            .decided(caller, request, time, wire, &live.snapshot)
+            .await)
     }
 
     async fn single(
@@ -139,10 +149,11 @@ impl AuthorizationService for AuthorizationApi {
         let span = self.telemetry.span("FilterRows", &request);
         async move {
             let _timer = self.telemetry.metrics.time("FilterRows");
+            let caller = Caller::of(&request);
             let r = request.into_inner();
             let live = self.live(r.min_version)?;
             let session = convert::session(r.session.unwrap_or_default())?;
-            let now = r.at.map_or_else(Timestamp::now, Timestamp);
+            let now = self.time.resolve(r.at, &session, caller.what_if())?.at;
             let overlay = self.engine.overlay_full();
             let filter = live
                 .snapshot

@@ -2,6 +2,8 @@
 //! the caller's identity, the request and the decision.
 
 use crate::audit::{Admit, Audit, AuditRecord};
+use crate::auth::AdminCredential;
+use crate::clock::DecisionTime;
 use crate::metrics::Metrics;
 use portcullis_policy::bundle::AuditBackpressure;
 use portcullis_policy::{Request, Snapshot};
@@ -28,6 +30,7 @@ pub struct Caller {
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     mtls: bool,
+    admin: bool,
 }
 
 impl Caller {
@@ -38,7 +41,13 @@ impl Caller {
             authorization: request.metadata().get("authorization").cloned(),
             traceparent: request.metadata().get("traceparent").cloned(),
             mtls: request.peer_certs().is_some_and(|c| !c.is_empty()),
+            admin: request.extensions().get::<AdminCredential>().is_some(),
         }
+    }
+
+    /// Whether the caller holds the admin token, and so may choose the decision time.
+    pub fn what_if(&self) -> bool {
+        self.admin
     }
 
     /// Peer address, token fingerprint (first 12 hex digits of its SHA-256), `mtls`.
@@ -48,7 +57,7 @@ impl Caller {
             .authorization
             .as_ref()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::auth::bearer_token)
         {
             let digest = hex::encode(Sha256::digest(token.as_bytes()));
             client.push_str(&format!(" token:{}", digest.get(..12).unwrap_or_default()));
@@ -91,6 +100,7 @@ impl Telemetry {
         &self,
         caller: &Caller,
         req: Request,
+        time: DecisionTime,
         mut d: pb::Decision,
         snapshot: &Snapshot,
     ) -> pb::Decision {
@@ -121,6 +131,8 @@ impl Telemetry {
             rule: d.rule.clone(),
             version: d.version,
             break_glass: d.break_glass,
+            caller_time: time.caller_set,
+            decision_time: time.at.to_string(),
             break_glass_reason: if d.break_glass {
                 req.session.break_glass_reason
             } else {

@@ -20,8 +20,14 @@ pub struct AuditRecord {
     /// R15: the stated emergency reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass_reason: Option<String>,
+    /// Whether the caller chose `decision_time` (within the skew, or a what-if by an admin).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub caller_time: bool,
     /// Calling client: peer address, token fingerprint, `mtls` when a client certificate was shown.
     pub client: String,
+    /// The time the decision was evaluated at (RFC 3339); empty for admin records.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub decision_time: String,
     /// Free-form details of admin calls (version pushed, ticket, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,

@@ -211,7 +211,8 @@ fn run_remote(args: &CheckArgs, r: Request) -> Result<ExitCode> {
             break_glass_reason: r.session.break_glass_reason,
             acting_as: r.session.acting_as,
         }),
-        at: r.at.map(|t| t.0),
+        // The server owns the clock: only a time the user gave is sent (a what-if).
+        at: if args.request.is_some() { r.at } else { args.at }.map(|t| t.0),
         min_version: 0,
         hide_forbidden: false,
     };

@@ -54,6 +54,10 @@ pub(super) struct ServeArgs {
     /// Export RPC traces to this OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`.
     #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Largest accepted distance between a caller's `at` or session times and the server
+    /// clock [default: 5s]. Callers with the admin token may set any `at` (what-if).
+    #[arg(long, env = "PORTCULLIS_MAX_CLOCK_SKEW")]
+    max_clock_skew: Option<String>,
     /// Turn the audit trail off (not for production: A1 requires it).
     #[arg(long, conflicts_with_all = ["audit_dir", "audit_all"])]
     no_audit: bool,
@@ -88,6 +92,9 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         });
     }
     cfg.insecure |= args.insecure;
+    if let Some(t) = &args.max_clock_skew {
+        cfg.set_max_clock_skew(t)?;
+    }
     if let Some(m) = args.metrics_listen {
         cfg.metrics_listen = Some(m);
     }

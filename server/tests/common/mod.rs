@@ -10,6 +10,7 @@
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient;
 use portcullis_proto::v1::policy_admin_service_client::PolicyAdminServiceClient;
+use portcullis_server::clock::Clock;
 use portcullis_server::serve::{ServeConfig, prepare, run};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,12 +20,15 @@ use tonic::transport::Channel;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// Decision time the example tests use (2026-11-23T10:00:00Z).
+/// Decision time the example tests use (2026-11-23T10:00:00Z): in-process test servers'
+/// clocks read it.
 pub const AT: i64 = 1_795_428_000;
 
 pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    /// The server's clock (reads `AT` until a test moves it).
+    pub clock: Clock,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -64,14 +68,6 @@ pub async fn connect(port: u16) -> Channel {
     panic!("server on port {port} did not come up");
 }
 
-/// Wall-clock Unix seconds.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Path of an example bundle.
 pub fn example_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -94,6 +90,8 @@ impl TestServer {
     pub async fn start_with(dir: &Path, seed: Option<&str>, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let mut cfg = ServeConfig::new(dir.to_path_buf());
         cfg.admin_tokens.add_plain(ADMIN_TOKEN);
+        let clock = Clock::manual(AT);
+        cfg.time.clock = clock.clone();
         cfg.seed_bundle = seed.map(example_path);
         tweak(&mut cfg);
         let engine = prepare(&mut cfg).await.unwrap();
@@ -106,6 +104,7 @@ impl TestServer {
         TestServer {
             addr,
             dir: dir.to_path_buf(),
+            clock,
             shutdown: Some(tx),
             handle,
         }
