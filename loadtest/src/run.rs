@@ -220,6 +220,7 @@ async fn call(
             let msg = pb::BatchCheckRequest {
                 requests: reqs.iter().map(to_wire).collect(),
                 min_version: 0,
+                min_overlay_seq: 0,
             };
             let resp = authz.batch_check(msg).await.map_err(|s| s.code())?.into_inner();
             for (req, d) in reqs.iter().zip(&resp.decisions) {
@@ -237,6 +238,7 @@ async fn call(
                 session: wire.session,
                 at: wire.at,
                 min_version: 0,
+                min_overlay_seq: 0,
             };
             authz.filter_rows(msg).await.map_err(|s| s.code())?;
             Ok(1)

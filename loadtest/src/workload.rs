@@ -144,6 +144,7 @@ pub fn to_wire(r: &Request) -> pb::CheckRequest {
         }),
         at: r.at.map(|t| t.0),
         min_version: 0,
+        min_overlay_seq: 0,
         hide_forbidden: false,
     }
 }

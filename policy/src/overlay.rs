@@ -15,6 +15,9 @@ pub struct Overlay {
     pub revoked: BTreeSet<String>,
     /// Temporary grants by principal id (R11).
     pub temporary: BTreeMap<String, Vec<TemporaryGrant>>,
+    /// Number of the last change this overlay includes (the server's consistency token).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// A grant added since the snapshot, always with an expiry (R11).

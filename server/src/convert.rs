@@ -47,8 +47,8 @@ pub fn session(s: pb::Session) -> Result<Session, Status> {
     })
 }
 
-/// An engine decision on the wire.
-pub fn decision(snapshot: &Snapshot, d: Decision, hide_forbidden: bool) -> pb::Decision {
+/// An engine decision on the wire; `overlay_seq` is the overlay change it saw.
+pub fn decision(snapshot: &Snapshot, d: Decision, hide_forbidden: bool, overlay_seq: u64) -> pb::Decision {
     pb::Decision {
         effect: match d.effect {
             Effect::Allow => pb::Effect::Allow,
@@ -66,6 +66,7 @@ pub fn decision(snapshot: &Snapshot, d: Decision, hide_forbidden: bool) -> pb::D
         impersonated: d.flags.impersonated,
         not_found: hide_forbidden && d.effect == Effect::Deny,
         trace: d.trace.unwrap_or_default(),
+        overlay_seq,
     }
 }
 

@@ -1,16 +1,18 @@
 //! The live state of a server: the current snapshot behind an atomic pointer (readers never
 //! lock), the overlay of urgent changes, and the single writer path that validates,
-//! compiles, persists and only then swaps.
+//! compiles, commits to the store and only then swaps. Catching up with changes other
+//! replicas committed goes through the same path, so versions and overlay changes are
+//! applied in store order, once each.
 
 use crate::clock::Clock;
-use crate::store::{Corrupt, Store, VersionMeta, content_hash};
+use crate::store::{Corrupt, OverlayChange, OverlayState, Revocation, Store, StoreError, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
     CompileError, Format, Overlay, ParseError, Scope, Snapshot, TemporaryGrant, Timestamp, compile, parse_bundle,
 };
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A compiled snapshot with its provenance.
 #[derive(Debug)]
@@ -19,39 +21,6 @@ pub struct Live {
     pub snapshot: Snapshot,
     /// Version, author, hash.
     pub meta: VersionMeta,
-}
-
-/// Why a revocation was made (R6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revocation {
-    /// Stated reason.
-    pub reason: String,
-    /// Who revoked.
-    pub author: String,
-    /// When (Unix seconds).
-    pub at: i64,
-}
-
-/// The persisted form of the overlay.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct OverlayState {
-    /// Revoked principals, until explicitly reinstated.
-    pub revoked: BTreeMap<String, Revocation>,
-    /// Temporary grants, until they expire.
-    pub temporary: Vec<TemporaryGrant>,
-    /// Sequence for temporary grant ids.
-    pub next_id: u64,
-}
-
-impl OverlayState {
-    fn overlay(&self) -> Overlay {
-        let mut o = Overlay::default();
-        o.revoked.extend(self.revoked.keys().cloned());
-        for g in &self.temporary {
-            o.temporary.entry(g.principal.clone()).or_default().push(g.clone());
-        }
-        o
-    }
 }
 
 /// What a write can fail with. Mapped to gRPC status codes in `status.rs`.
@@ -80,26 +49,60 @@ pub enum EngineError {
     /// No snapshot is loaded yet.
     #[error("no policy snapshot is loaded")]
     NotServing,
-    /// Disk or task failure.
-    #[error("storage failure: {0}")]
-    Io(#[from] std::io::Error),
+    /// The store failed or could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Longest temporary grant (R11) the admin API accepts: one year.
 pub const MAX_TEMPORARY_TTL_SECS: u64 = 366 * 86_400;
+
+/// How often a write retries after losing a race to another replica.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// What the engine has taken from the store so far. Guarded by the writer mutex.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Newest version number processed (loaded, superseded or skipped).
+    head: u64,
+    /// The overlay as of its last applied change.
+    overlay: OverlayState,
+}
+
+/// How recently the engine heard from a shared store (R6: a replica cut off from
+/// revocations must stop deciding after a bound).
+#[derive(Debug)]
+struct Freshness {
+    started: Instant,
+    /// Milliseconds after `started` of the last successful catch-up.
+    synced_ms: AtomicU64,
+    /// 0: never stale.
+    max_staleness_ms: u64,
+}
+
+impl Freshness {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// The server's policy state.
 #[derive(Debug)]
 pub struct Engine {
     live: ArcSwapOption<Live>,
     overlay: ArcSwap<Overlay>,
-    /// Serializes every write; holds the persisted overlay.
-    writer: tokio::sync::Mutex<OverlayState>,
-    store: Store,
-    /// The live version, for whoever waits on changes (health reporting).
+    /// Serializes every write and catch-up; holds what was taken from the store.
+    writer: tokio::sync::Mutex<Seen>,
+    store: Arc<dyn Store>,
+    /// The live version, for whoever waits on changes (health, read-your-writes).
     version_tx: tokio::sync::watch::Sender<u64>,
+    /// The overlay sequence applied, for read-your-writes on overlay changes.
+    overlay_seq_tx: tokio::sync::watch::Sender<u64>,
     /// The server's time: push times, revocation times, temporary grant expiries.
     clock: Clock,
+    freshness: Freshness,
+    /// Versions refused because they did not verify or compile.
+    skipped: AtomicU64,
 }
 
 fn format_name(format: Format) -> &'static str {
@@ -116,43 +119,36 @@ fn parse_format(name: &str) -> Format {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EngineError::Io(std::io::Error::other(e)))
+        .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))
 }
 
 impl Engine {
-    /// Loads the newest version that verifies and compiles, and the overlay.
-    /// Returns the problems met on the way (corrupt or unusable files), which were skipped.
-    pub fn open(store: Store, clock: Clock) -> std::io::Result<(Engine, Vec<Corrupt>)> {
-        let mut problems = Vec::new();
-        let mut live = None;
-        for v in store.version_numbers()?.into_iter().rev() {
-            let loaded = store.read_version(v).and_then(|(meta, bytes)| {
-                let corrupt = |why: String| Corrupt {
-                    path: format!("version {v}"),
-                    why,
-                };
-                let bundle = parse_bundle(&bytes, parse_format(&meta.format)).map_err(|e| corrupt(e.to_string()))?;
-                let snapshot = compile(&bundle, v).map_err(|e| corrupt(e.to_string()))?;
-                Ok(Live { snapshot, meta })
-            });
-            match loaded {
-                Ok(l) => {
-                    live = Some(Arc::new(l));
-                    break;
-                }
-                Err(c) => problems.push(c),
-            }
-        }
-        let overlay_state: OverlayState = store.read_overlay()?.unwrap_or_default();
-        let version = live.as_ref().map_or(0, |l| l.meta.version);
+    /// Loads the newest version that verifies and compiles, and the overlay. Returns the
+    /// problems met on the way (versions that do not verify or compile), which were skipped.
+    /// `max_staleness` bounds how long a replica of a shared store decides without hearing
+    /// from it (zero: no bound).
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        max_staleness: Duration,
+    ) -> Result<(Engine, Vec<Corrupt>), EngineError> {
+        let overlay = store.overlay().await?;
         let engine = Engine {
-            version_tx: tokio::sync::watch::Sender::new(version),
-            live: ArcSwapOption::new(live),
-            overlay: ArcSwap::from_pointee(overlay_state.overlay()),
-            writer: tokio::sync::Mutex::new(overlay_state),
+            live: ArcSwapOption::empty(),
+            overlay: ArcSwap::from_pointee(overlay.overlay()),
+            overlay_seq_tx: tokio::sync::watch::Sender::new(overlay.seq),
+            writer: tokio::sync::Mutex::new(Seen { head: 0, overlay }),
+            version_tx: tokio::sync::watch::Sender::new(0),
             store,
             clock,
+            freshness: Freshness {
+                started: Instant::now(),
+                synced_ms: AtomicU64::new(0),
+                max_staleness_ms: u64::try_from(max_staleness.as_millis()).unwrap_or(u64::MAX),
+            },
+            skipped: AtomicU64::new(0),
         };
+        let problems = engine.catch_up().await?;
         Ok((engine, problems))
     }
 
@@ -173,9 +169,19 @@ impl Engine {
         self.live.load().as_ref().map_or(0, |l| l.meta.version)
     }
 
+    /// The number of the last overlay change applied.
+    pub fn overlay_seq(&self) -> u64 {
+        *self.overlay_seq_tx.borrow()
+    }
+
     /// Notified with the live version after every swap.
     pub fn watch_version(&self) -> tokio::sync::watch::Receiver<u64> {
         self.version_tx.subscribe()
+    }
+
+    /// Notified with the overlay sequence after every change applied.
+    pub fn watch_overlay_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.overlay_seq_tx.subscribe()
     }
 
     /// The server's clock.
@@ -184,46 +190,158 @@ impl Engine {
     }
 
     /// The store behind the engine.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    /// Parses, validates, compiles (off the async threads), persists, then swaps.
-    pub async fn push(&self, push: Push) -> Result<VersionMeta, EngineError> {
-        let _writer = self.writer.lock().await;
-        let parent = self.version();
-        if let Some(expected) = push.expected_parent
-            && expected != parent
-        {
-            return Err(EngineError::Conflict { expected, live: parent });
+    /// Versions skipped so far because they did not verify or compile.
+    pub fn skipped_versions(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Whether this replica has gone longer than `max_staleness` without hearing from its
+    /// shared store: it may have missed a revocation, so it must not decide (R6).
+    #[inline]
+    pub fn is_stale(&self) -> bool {
+        let f = &self.freshness;
+        self.store.shared()
+            && f.max_staleness_ms > 0
+            && f.now_ms().saturating_sub(f.synced_ms.load(Ordering::Relaxed)) > f.max_staleness_ms
+    }
+
+    /// Milliseconds since the store was last heard from.
+    pub fn since_sync_ms(&self) -> u64 {
+        let f = &self.freshness;
+        f.now_ms().saturating_sub(f.synced_ms.load(Ordering::Relaxed))
+    }
+
+    /// Applies whatever the store holds that this engine has not seen: the newest version
+    /// that verifies and compiles becomes live, and overlay changes are applied in order.
+    /// Returns the versions skipped as unusable.
+    pub async fn catch_up(&self) -> Result<Vec<Corrupt>, EngineError> {
+        let mut seen = self.writer.lock().await;
+        self.catch_up_locked(&mut seen).await
+    }
+
+    async fn catch_up_locked(&self, seen: &mut Seen) -> Result<Vec<Corrupt>, EngineError> {
+        let head = self.store.head().await?;
+        let mut problems = Vec::new();
+        let live_version = self.version();
+        // Newest first: the first version that loads wins; older ones are superseded.
+        let mut v = head;
+        while v > seen.head && v > live_version {
+            match self.load(v).await {
+                Ok(live) => {
+                    self.swap(live);
+                    break;
+                }
+                Err(EngineError::Store(StoreError::Corrupt(c))) => problems.push(c),
+                Err(EngineError::Parse(e)) => problems.push(unusable(v, e.to_string())),
+                Err(EngineError::Compile(e)) => problems.push(unusable(v, e.to_string())),
+                Err(e) => return Err(e),
+            }
+            v -= 1;
         }
-        let store = self.store.clone();
-        let pushed_at = self.clock.now().0;
-        let (meta, snapshot) = blocking(move || -> Result<(VersionMeta, Snapshot), EngineError> {
-            let bundle = parse_bundle(&push.bundle, push.format)?;
-            let version = store.next_version()?;
+        self.skipped.fetch_add(problems.len() as u64, Ordering::Relaxed);
+        seen.head = seen.head.max(head);
+
+        let changes = self.store.changes_since(seen.overlay.seq).await?;
+        if !changes.is_empty() {
+            let now = self.clock.now();
+            for (seq, change) in &changes {
+                if *seq != seen.overlay.seq + 1 {
+                    return Err(StoreError::Incompatible(format!(
+                        "overlay change {seq} follows {}: the log has a gap",
+                        seen.overlay.seq
+                    ))
+                    .into());
+                }
+                seen.overlay.apply(*seq, change, now);
+            }
+            self.publish_overlay(&seen.overlay);
+        }
+        self.freshness
+            .synced_ms
+            .store(self.freshness.now_ms(), Ordering::Relaxed);
+        Ok(problems)
+    }
+
+    /// Reads, verifies and compiles one stored version (off the async threads).
+    async fn load(&self, version: u64) -> Result<Live, EngineError> {
+        let (meta, bytes) = self.store.read_version(version).await?;
+        blocking(move || -> Result<Live, EngineError> {
+            let bundle = parse_bundle(&bytes, parse_format(&meta.format))?;
             let snapshot = compile(&bundle, version)?;
+            Ok(Live { snapshot, meta })
+        })
+        .await?
+    }
+
+    fn swap(&self, live: Live) {
+        let version = live.meta.version;
+        self.live.store(Some(Arc::new(live)));
+        self.version_tx.send_replace(version);
+    }
+
+    fn publish_overlay(&self, state: &OverlayState) {
+        self.overlay.store(Arc::new(state.overlay()));
+        self.overlay_seq_tx.send_replace(state.seq);
+    }
+
+    /// Parses, validates, compiles (off the async threads), commits, then swaps. When
+    /// another replica commits first, catches up and tries again, unless the caller
+    /// asked for a compare-and-swap on the version that is no longer live.
+    pub async fn push(&self, push: Push) -> Result<VersionMeta, EngineError> {
+        let mut seen = self.writer.lock().await;
+        let mut attempts = 0;
+        loop {
+            let parent = self.version();
+            if let Some(expected) = push.expected_parent
+                && expected != parent
+            {
+                return Err(EngineError::Conflict { expected, live: parent });
+            }
+            let version = seen.head + 1;
+            let pushed_at = self.clock.now().0;
+            let (bytes, format) = (push.bundle.clone(), push.format);
+            let snapshot = blocking(move || -> Result<Snapshot, EngineError> {
+                let bundle = parse_bundle(&bytes, format)?;
+                Ok(compile(&bundle, version)?)
+            })
+            .await??;
             let meta = VersionMeta {
                 version,
                 parent,
-                author: push.author,
+                author: push.author.clone(),
                 pushed_at,
                 format: format_name(push.format).to_owned(),
                 content_hash: content_hash(&push.bundle),
-                message: push.message,
+                message: push.message.clone(),
                 rollback_of: push.rollback_of,
                 length: push.bundle.len() as u64,
             };
-            store.write_version(&meta, &push.bundle)?;
-            Ok((meta, snapshot))
-        })
-        .await??;
-        self.live.store(Some(Arc::new(Live {
-            snapshot,
-            meta: meta.clone(),
-        })));
-        self.version_tx.send_replace(meta.version);
-        Ok(meta)
+            match self.store.commit_version(seen.head, &meta, &push.bundle).await {
+                Ok(()) => {
+                    seen.head = version;
+                    self.swap(Live {
+                        snapshot,
+                        meta: meta.clone(),
+                    });
+                    return Ok(meta);
+                }
+                Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => {
+                    attempts += 1;
+                    self.log_skipped(self.catch_up_locked(&mut seen).await?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn log_skipped(&self, problems: Vec<Corrupt>) {
+        for p in problems {
+            tracing::error!(store = %self.store.describe(), "{p}; skipped, still serving version {}", self.version());
+        }
     }
 
     /// Pushes the content of an earlier version as a new version (A4).
@@ -233,10 +351,14 @@ impl Engine {
         author: String,
         expected_parent: Option<u64>,
     ) -> Result<VersionMeta, EngineError> {
-        let store = self.store.clone();
-        let (meta, bytes) = blocking(move || store.read_version(version))
-            .await?
-            .map_err(|c| EngineError::UnknownVersion(version, c.why))?;
+        let (meta, bytes) = match self.store.read_version(version).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound(_)) => {
+                return Err(EngineError::UnknownVersion(version, "it is not stored".into()));
+            }
+            Err(StoreError::Corrupt(c)) => return Err(EngineError::UnknownVersion(version, c.why)),
+            Err(e) => return Err(e.into()),
+        };
         self.push(Push {
             bundle: bytes,
             format: parse_format(&meta.format),
@@ -248,65 +370,92 @@ impl Engine {
         .await
     }
 
-    /// Applies a change to the overlay: persisted durably, then made visible to checks.
+    /// Commits an overlay change made from the current overlay, then applies it. Returns
+    /// its sequence number. Retries on top of changes other replicas committed first.
     async fn change_overlay(
         &self,
-        change: impl FnOnce(&mut OverlayState) -> Result<(), EngineError>,
-    ) -> Result<(), EngineError> {
-        let mut state = self.writer.lock().await;
-        let mut next = state.clone();
-        change(&mut next)?;
-        let now = self.clock.now();
-        next.temporary.retain(|g| g.expires > now);
-        let store = self.store.clone();
-        let to_write = next.clone();
-        blocking(move || store.write_overlay(&to_write)).await??;
-        self.overlay.store(Arc::new(next.overlay()));
-        *state = next;
-        Ok(())
+        make: impl Fn(&OverlayState) -> Result<OverlayChange, EngineError>,
+    ) -> Result<(u64, OverlayState), EngineError> {
+        let mut seen = self.writer.lock().await;
+        let mut attempts = 0;
+        loop {
+            let change = make(&seen.overlay)?;
+            match self.store.append_change(seen.overlay.seq, &change).await {
+                Ok(seq) => {
+                    seen.overlay.apply(seq, &change, self.clock.now());
+                    self.publish_overlay(&seen.overlay);
+                    return Ok((seq, seen.overlay.clone()));
+                }
+                Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => {
+                    attempts += 1;
+                    self.log_skipped(self.catch_up_locked(&mut seen).await?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
-    /// R6: denies `principal` from the next check on, until reinstated.
-    pub async fn revoke(&self, principal: String, reason: String, author: String) -> Result<u64, EngineError> {
+    fn provenance(&self, reason: &str, author: &str) -> Revocation {
+        Revocation {
+            reason: reason.to_owned(),
+            author: author.to_owned(),
+            at: self.clock.now().0,
+        }
+    }
+
+    /// R6: denies `principal` from the next check on, until reinstated. Returns the live
+    /// version and the change's sequence number.
+    pub async fn revoke(&self, principal: String, reason: String, author: String) -> Result<(u64, u64), EngineError> {
         if principal.is_empty() {
             return Err(EngineError::BadRequest("`principal` is required".into()));
         }
-        let at = self.clock.now().0;
-        self.change_overlay(|s| {
-            s.revoked.insert(principal, Revocation { reason, author, at });
-            Ok(())
-        })
-        .await?;
-        Ok(self.version())
+        let revocation = self.provenance(&reason, &author);
+        let (seq, _) = self
+            .change_overlay(|_| {
+                Ok(OverlayChange::Revoke {
+                    principal: principal.clone(),
+                    revocation: revocation.clone(),
+                })
+            })
+            .await?;
+        Ok((self.version(), seq))
     }
 
-    /// Lifts a revocation.
-    pub async fn reinstate(&self, principal: String) -> Result<u64, EngineError> {
-        self.change_overlay(|s| match s.revoked.remove(&principal) {
-            Some(_) => Ok(()),
-            None => Err(EngineError::BadRequest(format!("`{principal}` is not revoked"))),
-        })
-        .await?;
-        Ok(self.version())
+    /// Lifts a revocation. Returns the live version and the change's sequence number.
+    pub async fn reinstate(
+        &self,
+        principal: String,
+        reason: String,
+        author: String,
+    ) -> Result<(u64, u64), EngineError> {
+        let revocation = self.provenance(&reason, &author);
+        let (seq, _) = self
+            .change_overlay(|state| {
+                if !state.revoked.contains_key(&principal) {
+                    return Err(EngineError::BadRequest(format!("`{principal}` is not revoked")));
+                }
+                Ok(OverlayChange::Reinstate {
+                    principal: principal.clone(),
+                    revocation: revocation.clone(),
+                })
+            })
+            .await?;
+        Ok((self.version(), seq))
     }
 
     /// R11: adds a grant expiring after `ttl` (the snapshot's default when `None`).
-    pub async fn grant_temporary(
-        &self,
-        principal: String,
-        role: String,
-        scope: Scope,
-        ttl_seconds: Option<u64>,
-    ) -> Result<TemporaryGrant, EngineError> {
+    pub async fn grant_temporary(&self, grant: TemporaryRequest) -> Result<(TemporaryGrant, u64), EngineError> {
         let live = self.live().ok_or(EngineError::NotServing)?;
-        if !live.snapshot.has_principal(&principal) {
-            return Err(EngineError::BadRequest(format!("unknown principal `{principal}`")));
+        if !live.snapshot.has_principal(&grant.principal) {
+            return Err(EngineError::BadRequest(format!(
+                "unknown principal `{}`",
+                grant.principal
+            )));
         }
-        if !live.snapshot.has_role(&role) {
-            return Err(EngineError::BadRequest(format!("unknown role `{role}`")));
+        if !live.snapshot.has_role(&grant.role) {
+            return Err(EngineError::BadRequest(format!("unknown role `{}`", grant.role)));
         }
-        let ttl = match ttl_seconds {
-            Some(0) => return Err(EngineError::BadRequest("`ttl_seconds` must be positive".into())),
+        let ttl = match grant.ttl_seconds {
             Some(s) if s > MAX_TEMPORARY_TTL_SECS => {
                 return Err(EngineError::BadRequest(format!(
                     "`ttl_seconds` {s} exceeds the limit of {MAX_TEMPORARY_TTL_SECS} (one year); temporary access (R11) is meant to be short"
@@ -315,29 +464,38 @@ impl Engine {
             Some(s) => i64::try_from(s).unwrap_or(i64::MAX),
             None => live.snapshot.settings().temporary_default_ttl.0,
         };
-        let now = self.clock.now();
-        let mut granted = None;
-        self.change_overlay(|s| {
-            s.next_id += 1;
-            let g = TemporaryGrant {
-                id: format!("temporary-{}", s.next_id),
-                principal,
-                role,
-                scope,
-                not_before: None,
-                expires: Timestamp(now.0.saturating_add(ttl)),
-            };
-            s.temporary.push(g.clone());
-            granted = Some(g);
-            Ok(())
-        })
-        .await?;
-        granted.ok_or(EngineError::NotServing)
+        let revocation = self.provenance(&grant.reason, &grant.author);
+        let expires = Timestamp(revocation.at.saturating_add(ttl));
+        let (seq, state) = self
+            .change_overlay(|_| {
+                Ok(OverlayChange::Grant {
+                    principal: grant.principal.clone(),
+                    role: grant.role.clone(),
+                    scope: grant.scope.clone(),
+                    expires,
+                    revocation: revocation.clone(),
+                })
+            })
+            .await?;
+        let id = format!("temporary-{seq}");
+        let granted = state
+            .temporary
+            .into_iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| EngineError::BadRequest(format!("the grant expired at once (expires {expires})")))?;
+        Ok((granted, seq))
     }
 
-    /// The overlay's persisted contents (revocations with reasons, temporary grants).
+    /// The overlay's contents (revocations with reasons, temporary grants).
     pub async fn overlay_state(&self) -> OverlayState {
-        self.writer.lock().await.clone()
+        self.writer.lock().await.overlay.clone()
+    }
+}
+
+fn unusable(version: u64, why: String) -> Corrupt {
+    Corrupt {
+        path: format!("version {version}"),
+        why,
     }
 }
 
@@ -356,4 +514,21 @@ pub struct Push {
     pub message: String,
     /// Set by rollbacks.
     pub rollback_of: Option<u64>,
+}
+
+/// A temporary grant to add (R11).
+#[derive(Debug)]
+pub struct TemporaryRequest {
+    /// Grantee.
+    pub principal: String,
+    /// Role name.
+    pub role: String,
+    /// What it reaches.
+    pub scope: Scope,
+    /// Lifetime; the snapshot's default when `None`.
+    pub ttl_seconds: Option<u64>,
+    /// Why (ticket, incident).
+    pub reason: String,
+    /// Who grants.
+    pub author: String,
 }

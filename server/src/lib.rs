@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod convert;
 pub mod engine;
+pub mod follow;
 pub mod metrics;
 pub mod otel;
 pub mod serve;

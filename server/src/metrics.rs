@@ -63,6 +63,8 @@ pub struct Metrics {
     audit_denies: AtomicU64,
     rpc: [Histogram; RPCS.len()],
     compile_seconds_micros: AtomicU64,
+    /// Whether the last attempt to follow a shared store succeeded.
+    store_up: std::sync::atomic::AtomicBool,
 }
 
 /// Records an RPC's latency when dropped.
@@ -81,6 +83,11 @@ impl Drop for Timer<'_> {
 }
 
 impl Metrics {
+    /// Records whether the shared store answered the last catch-up.
+    pub fn store_up(&self, up: bool) {
+        self.store_up.store(up, Ordering::Relaxed);
+    }
+
     /// Starts timing an RPC (one of `RPCS`).
     pub fn time(&self, rpc: &str) -> Timer<'_> {
         let histogram = RPCS.iter().position(|r| *r == rpc).and_then(|i| self.rpc.get(i));
@@ -183,6 +190,36 @@ impl Metrics {
             out,
             "portcullis_snapshot_compile_seconds {}",
             self.compile_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "# TYPE portcullis_overlay_seq gauge");
+        let _ = writeln!(out, "portcullis_overlay_seq {}", engine.overlay_seq());
+        if engine.store().shared() {
+            let _ = writeln!(
+                out,
+                "# HELP portcullis_store_up Whether the shared store answered the last catch-up."
+            );
+            let _ = writeln!(out, "# TYPE portcullis_store_up gauge");
+            let _ = writeln!(
+                out,
+                "portcullis_store_up {}",
+                u8::from(self.store_up.load(Ordering::Relaxed))
+            );
+            let _ = writeln!(out, "# TYPE portcullis_store_seconds_since_sync gauge");
+            let _ = writeln!(
+                out,
+                "portcullis_store_seconds_since_sync {}",
+                engine.since_sync_ms() as f64 / 1e3
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_store_skipped_versions_total Stored versions refused because they did not verify or compile."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_store_skipped_versions_total counter");
+        let _ = writeln!(
+            out,
+            "portcullis_store_skipped_versions_total {}",
+            engine.skipped_versions()
         );
         if let Some(a) = audit {
             let (written, dropped, refused, errors) = a.counters();

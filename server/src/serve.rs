@@ -6,7 +6,7 @@ use crate::auth::{AdminCredential, Tokens, generate_token};
 use crate::clock::TimePolicy;
 use crate::engine::{Engine, Push};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{StoreError, write_private};
 use anyhow::{Context, Result, bail};
 use portcullis_policy::Format;
 use portcullis_proto::v1::authorization_service_server::AuthorizationServiceServer;
@@ -34,6 +34,14 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
+    /// Store of record: a `postgres://` URL for a fleet; unset for the data directory.
+    pub store: Option<String>,
+    /// How often a replica polls its shared store besides listening, e.g. `5s`.
+    pub store_poll_interval: Option<String>,
+    /// How long a replica cut off from its shared store keeps deciding, e.g. `30s` (`0s`: no bound).
+    pub store_max_staleness: Option<String>,
+    /// Longest wait for `min_version` / `min_overlay_seq` to arrive, e.g. `1s`.
+    pub consistency_wait: Option<String>,
     /// Accepted admin tokens, as hex SHA-256 digests (`portcullis token-digest`).
     #[serde(default)]
     pub admin_token_sha256: Vec<String>,
@@ -79,9 +87,17 @@ pub struct FileConfig {
 pub struct ServeConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Data directory.
+    /// Data directory: the store (unless `store` is set), the audit trail, the admin token.
     pub data_dir: PathBuf,
-    /// Bundle that seeds an empty data directory.
+    /// PostgreSQL URL of a shared store; `None` for the data directory.
+    pub store: Option<String>,
+    /// Poll interval of a shared store.
+    pub store_poll_interval: Duration,
+    /// Bound on deciding without hearing from a shared store (zero: none).
+    pub store_max_staleness: Duration,
+    /// Longest wait for a request's `min_version` or `min_overlay_seq`.
+    pub consistency_wait: Duration,
+    /// Bundle that seeds an empty store.
     pub seed_bundle: Option<PathBuf>,
     /// Admin tokens.
     pub admin_tokens: Tokens,
@@ -152,6 +168,10 @@ impl ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir,
+            store: None,
+            store_poll_interval: Duration::from_secs(5),
+            store_max_staleness: Duration::from_secs(30),
+            consistency_wait: Duration::from_secs(1),
             seed_bundle: None,
             admin_tokens: Tokens::default(),
             check_tokens: Tokens::default(),
@@ -173,6 +193,21 @@ impl ServeConfig {
         }
         if let Some(d) = file.data_dir {
             self.data_dir = d;
+        }
+        if file.store.is_some() {
+            self.store = file.store;
+        }
+        let duration = |key: &str, text: &str| {
+            humantime::parse_duration(text).with_context(|| format!("{key} `{text}` is not a duration"))
+        };
+        if let Some(t) = &file.store_poll_interval {
+            self.store_poll_interval = duration("store_poll_interval", t)?;
+        }
+        if let Some(t) = &file.store_max_staleness {
+            self.store_max_staleness = duration("store_max_staleness", t)?;
+        }
+        if let Some(t) = &file.consistency_wait {
+            self.consistency_wait = duration("consistency_wait", t)?;
         }
         for d in &file.admin_token_sha256 {
             self.admin_tokens.add_digest_hex(d).map_err(anyhow::Error::msg)?;
@@ -241,36 +276,17 @@ impl ServeConfig {
     }
 }
 
-/// Opens the data directory, seeds it if empty, and makes sure an admin token exists.
+/// Opens the store (waiting for PostgreSQL while it is unreachable), seeds it if it is
+/// empty, and makes sure an admin token exists.
 pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
-    let store = Store::open(&cfg.data_dir)
-        .with_context(|| format!("cannot open data directory `{}`", cfg.data_dir.display()))?;
-    let (engine, problems) = Engine::open(store, cfg.time.clock.clone()).context("cannot load snapshots")?;
-    for p in &problems {
-        tracing::error!("{p}; skipped");
-    }
-    let engine = Arc::new(engine);
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory `{}`", cfg.data_dir.display()))?;
+    let engine = Arc::new(open_engine(cfg).await?);
     if engine.live().is_none()
-        && engine.store().version_numbers()?.is_empty()
+        && engine.store().head().await? == 0
         && let Some(seed) = &cfg.seed_bundle
     {
-        let bytes = std::fs::read(seed).with_context(|| format!("cannot read `{}`", seed.display()))?;
-        let meta = engine
-            .push(Push {
-                bundle: bytes,
-                format: Format::from_path(&seed.to_string_lossy()),
-                author: "seed".to_owned(),
-                expected_parent: None,
-                message: format!("seeded from {}", seed.display()),
-                rollback_of: None,
-            })
-            .await
-            .with_context(|| format!("seed bundle `{}` was rejected", seed.display()))?;
-        tracing::info!(
-            version = meta.version,
-            "seeded the data directory from {}",
-            seed.display()
-        );
+        seed_store(&engine, seed).await?;
     }
     if cfg.admin_tokens.is_empty() {
         let path = cfg.data_dir.join("admin-token");
@@ -278,7 +294,7 @@ pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
             Ok(t) => t.trim().to_owned(),
             Err(_) => {
                 let t = generate_token();
-                engine.store().write_private("admin-token", t.as_bytes())?;
+                write_private(&path, t.as_bytes())?;
                 t
             }
         };
@@ -289,6 +305,69 @@ pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
         );
     }
     Ok(engine)
+}
+
+/// Opens the store and loads the engine from it, retrying while the store is unreachable.
+async fn open_engine(cfg: &ServeConfig) -> Result<Engine> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let opened = async {
+            let store = crate::store::open(cfg.store.as_deref(), &cfg.data_dir).await?;
+            Engine::open(store, cfg.time.clock.clone(), cfg.store_max_staleness)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        .await;
+        match opened {
+            Ok((engine, problems)) => {
+                for p in &problems {
+                    tracing::error!("{p}; skipped");
+                }
+                tracing::info!(store = %engine.store().describe(), version = engine.version(), "store opened");
+                return Ok(engine);
+            }
+            Err(e) if is_unavailable(&e) => {
+                tracing::warn!("waiting for the store: {e:#}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.context("cannot open the store")),
+        }
+    }
+}
+
+fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
+            || matches!(
+                c.downcast_ref::<crate::engine::EngineError>(),
+                Some(crate::engine::EngineError::Store(StoreError::Unavailable(_)))
+            )
+    })
+}
+
+/// Pushes the seed bundle as version 1, once: a compare-and-swap on "nothing live", so of
+/// replicas starting together on an empty store exactly one seeds it.
+async fn seed_store(engine: &Engine, seed: &Path) -> Result<()> {
+    let bytes = std::fs::read(seed).with_context(|| format!("cannot read `{}`", seed.display()))?;
+    let pushed = engine
+        .push(Push {
+            bundle: bytes,
+            format: Format::from_path(&seed.to_string_lossy()),
+            author: "seed".to_owned(),
+            expected_parent: Some(0),
+            message: format!("seeded from {}", seed.display()),
+            rollback_of: None,
+        })
+        .await;
+    match pushed {
+        Ok(meta) => tracing::info!(version = meta.version, "seeded the store from {}", seed.display()),
+        Err(crate::engine::EngineError::Conflict { live, .. }) => {
+            tracing::info!(version = live, "another replica seeded the store first")
+        }
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("seed bundle `{}` was rejected", seed.display()))),
+    }
+    Ok(())
 }
 
 /// Runs the server on `listener` until `shutdown` completes, then finishes in-flight calls.
@@ -320,7 +399,18 @@ pub async fn run(
         ));
     }
     let (health, health_service) = tonic_health::server::health_reporter();
-    spawn_health(engine.clone(), health);
+    spawn_health(engine.clone(), health.clone());
+    if engine.store().shared() {
+        health
+            .set_service_status(crate::follow::STORE_SERVICE, ServingStatus::Serving)
+            .await;
+        crate::follow::spawn(
+            engine.clone(),
+            cfg.store_poll_interval,
+            health,
+            telemetry.metrics.clone(),
+        );
+    }
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
@@ -341,6 +431,7 @@ pub async fn run(
             cfg.limits,
             telemetry.clone(),
             cfg.time.clone(),
+            cfg.consistency_wait,
         ))
         .max_decoding_message_size(cfg.limits.max_message_bytes),
         move |mut req: tonic::Request<()>| {

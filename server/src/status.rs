@@ -2,6 +2,7 @@
 
 use crate::clock::TimeError;
 use crate::engine::EngineError;
+use crate::store::StoreError;
 use portcullis_policy::CompileError;
 use tonic::{Code, Status};
 
@@ -12,10 +13,15 @@ impl From<EngineError> for Status {
             EngineError::Compile(CompileError::Invalid(_)) => Code::InvalidArgument,
             EngineError::Compile(CompileError::TooLarge(_)) => Code::ResourceExhausted,
             EngineError::Compile(CompileError::SelfCheck(_)) => Code::Internal,
-            EngineError::Conflict { .. } => Code::Aborted,
+            EngineError::Conflict { .. } => Code::FailedPrecondition,
             EngineError::UnknownVersion(..) => Code::NotFound,
             EngineError::NotServing => Code::Unavailable,
-            EngineError::Io(_) => Code::Internal,
+            EngineError::Store(e) => match e {
+                StoreError::NotFound(_) => Code::NotFound,
+                StoreError::Conflict { .. } => Code::Aborted,
+                StoreError::Unavailable(_) => Code::Unavailable,
+                StoreError::Corrupt(_) | StoreError::Incompatible(_) | StoreError::Io(_) => Code::Internal,
+            },
         };
         Status::new(code, e.to_string())
     }
@@ -32,9 +38,18 @@ pub fn not_serving() -> Status {
     Status::unavailable("no policy snapshot is loaded; push one first")
 }
 
-/// The caller asked for a newer snapshot than this server has.
-pub fn behind(live: u64, wanted: u64) -> Status {
+/// The caller asked for a newer snapshot or overlay than this server has (after waiting).
+pub fn behind(what: &str, have: u64, wanted: u64) -> Status {
     Status::failed_precondition(format!(
-        "server is at snapshot version {live}; the request needs at least {wanted}"
+        "server is at {what} {have}; the request needs at least {wanted}"
+    ))
+}
+
+/// A replica cut off from its shared store past `store_max_staleness`: it may have missed
+/// a revocation (R6), so it refuses rather than risk a stale allow.
+pub fn stale(since_ms: u64) -> Status {
+    Status::unavailable(format!(
+        "this replica has not heard from its store for {:.1}s (past store_max_staleness): it may have missed a revocation",
+        since_ms as f64 / 1e3
     ))
 }

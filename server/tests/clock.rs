@@ -130,6 +130,7 @@ async fn admins_may_ask_what_if_and_batches_and_filters_follow_the_same_rule() {
         .batch_check(pb::BatchCheckRequest {
             requests: vec![ann_reads(), skewed],
             min_version: 0,
+            min_overlay_seq: 0,
         })
         .await
         .unwrap_err();
@@ -144,6 +145,7 @@ async fn admins_may_ask_what_if_and_batches_and_filters_follow_the_same_rule() {
         session: ann_reads().session,
         at,
         min_version: 0,
+        min_overlay_seq: 0,
     };
     assert_eq!(
         c.filter_rows(filter(Some(0))).await.unwrap_err().code(),

@@ -95,7 +95,7 @@ async fn compare_and_swap_rejects_a_stale_parent() {
         2
     );
     let err = a.push_snapshot(admin(first)).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Aborted);
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(
         err.message().contains("expected live version 1, but version 2 is live"),
         "{}",
@@ -142,6 +142,7 @@ async fn concurrent_checks_never_see_a_torn_snapshot() {
                     .batch_check(pb::BatchCheckRequest {
                         requests: vec![ann_reads(), ann_reads()],
                         min_version: 0,
+                        min_overlay_seq: 0,
                     })
                     .await
                     .expect("no errors while pushing");

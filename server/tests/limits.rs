@@ -23,6 +23,7 @@ async fn batch_size_limit() {
             .batch_check(pb::BatchCheckRequest {
                 requests: vec![ann_reads(); n],
                 min_version: 0,
+                min_overlay_seq: 0,
             })
             .await
             .unwrap();
@@ -32,6 +33,7 @@ async fn batch_size_limit() {
         .batch_check(pb::BatchCheckRequest {
             requests: vec![ann_reads(); 6],
             min_version: 0,
+            min_overlay_seq: 0,
         })
         .await
         .unwrap_err();
@@ -142,6 +144,7 @@ async fn malformed_requests_get_precise_errors() {
         .batch_check(pb::BatchCheckRequest {
             requests: vec![ann_reads(), bad_factor],
             min_version: 0,
+            min_overlay_seq: 0,
         })
         .await
         .unwrap_err();

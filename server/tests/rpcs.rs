@@ -47,6 +47,7 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
         .batch_check(pb::BatchCheckRequest {
             requests: vec![ann_reads(), other],
             min_version: 0,
+            min_overlay_seq: 0,
         })
         .await
         .unwrap()
@@ -65,6 +66,7 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
             session: ann_reads().session,
             at: Some(AT),
             min_version: 0,
+            min_overlay_seq: 0,
         })
         .await
         .unwrap()

@@ -2,7 +2,7 @@
 
 use super::{Caller, Limits, Telemetry};
 use crate::convert;
-use crate::engine::{Engine, EngineError, Push};
+use crate::engine::{Engine, EngineError, Push, TemporaryRequest};
 use crate::store::VersionMeta;
 use portcullis_policy::{CompileError, parse_bundle, validate};
 use portcullis_proto::v1 as pb;
@@ -211,11 +211,7 @@ impl PolicyAdminService for AdminApi {
         let span = self.telemetry.span("ListVersions", &request);
         async move {
             let _timer = self.telemetry.metrics.time("ListVersions");
-            let store = self.engine.store().clone();
-            let (metas, corrupt) = tokio::task::spawn_blocking(move || store.list())
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::internal(format!("cannot list versions: {e}")))?;
+            let (metas, corrupt) = self.engine.store().list().await.map_err(EngineError::from)?;
             for c in corrupt {
                 tracing::warn!("{c}");
             }
@@ -265,8 +261,8 @@ impl PolicyAdminService for AdminApi {
             let by = author(r.author);
             let what = format!("revoked `{}`: {}", r.principal, r.reason);
             let result = self.engine.revoke(r.principal, r.reason, by.clone()).await;
-            let version = self.audited(&caller, "revoke_principal", &by, result, |_| what).await?;
-            Ok(Response::new(pb::RevokePrincipalResponse { version }))
+            let (version, overlay_seq) = self.audited(&caller, "revoke_principal", &by, result, |_| what).await?;
+            Ok(Response::new(pb::RevokePrincipalResponse { version, overlay_seq }))
         }
         .instrument(span)
         .await
@@ -283,11 +279,11 @@ impl PolicyAdminService for AdminApi {
             let r = request.into_inner();
             let by = author(r.author);
             let what = format!("reinstated `{}`: {}", r.principal, r.reason);
-            let result = self.engine.reinstate(r.principal).await;
-            let version = self
+            let result = self.engine.reinstate(r.principal, r.reason, by.clone()).await;
+            let (version, overlay_seq) = self
                 .audited(&caller, "reinstate_principal", &by, result, |_| what)
                 .await?;
-            Ok(Response::new(pb::RevokePrincipalResponse { version }))
+            Ok(Response::new(pb::RevokePrincipalResponse { version, overlay_seq }))
         }
         .instrument(span)
         .await
@@ -304,10 +300,19 @@ impl PolicyAdminService for AdminApi {
             let r = request.into_inner();
             let by = author(r.author);
             let scope = convert::scope(r.all, r.tenant, r.resource_type, r.resource_ids)?;
-            let ttl = (r.ttl_seconds > 0).then_some(r.ttl_seconds);
-            let result = self.engine.grant_temporary(r.principal, r.role, scope, ttl).await;
-            let g = self
-                .audited(&caller, "grant_temporary", &by, result, |g| {
+            let result = self
+                .engine
+                .grant_temporary(TemporaryRequest {
+                    principal: r.principal,
+                    role: r.role,
+                    scope,
+                    ttl_seconds: (r.ttl_seconds > 0).then_some(r.ttl_seconds),
+                    reason: r.reason.clone(),
+                    author: by.clone(),
+                })
+                .await;
+            let (g, overlay_seq) = self
+                .audited(&caller, "grant_temporary", &by, result, |(g, _)| {
                     format!(
                         "{} gives `{}` role `{}` on {} until {}: {}",
                         g.id,
@@ -322,6 +327,7 @@ impl PolicyAdminService for AdminApi {
             Ok(Response::new(pb::GrantTemporaryResponse {
                 id: g.id,
                 expires_at: g.expires.0,
+                overlay_seq,
             }))
         }
         .instrument(span)
@@ -341,11 +347,12 @@ impl PolicyAdminService for AdminApi {
                 .map(|l| l.meta.version)
                 .ok_or_else(crate::status::not_serving)?,
         };
-        let store = self.engine.store().clone();
-        let (meta, bundle) = tokio::task::spawn_blocking(move || store.read_version(version))
+        let (meta, bundle) = self
+            .engine
+            .store()
+            .read_version(version)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|c| Status::not_found(format!("version {version}: {}", c.why)))?;
+            .map_err(EngineError::from)?;
         let format = if meta.format == "json" {
             pb::BundleFormat::Json
         } else {

@@ -4,11 +4,12 @@ use super::{Caller, Limits, Telemetry};
 use crate::clock::TimePolicy;
 use crate::convert;
 use crate::engine::{Engine, Live};
-use crate::status::{behind, not_serving};
+use crate::status::{behind, not_serving, stale};
 use portcullis_policy::{Overlay, Target};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_server::AuthorizationService;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -19,26 +20,52 @@ pub struct AuthorizationApi {
     limits: Limits,
     telemetry: Telemetry,
     time: TimePolicy,
+    consistency_wait: Duration,
 }
 
 impl AuthorizationApi {
-    /// Serves decisions from `engine`'s live snapshot, at the times `time` allows.
-    pub fn new(engine: Arc<Engine>, limits: Limits, telemetry: Telemetry, time: TimePolicy) -> Self {
+    /// Serves decisions from `engine`'s live snapshot, at the times `time` allows; a
+    /// request that needs a newer version or overlay waits up to `consistency_wait`.
+    pub fn new(
+        engine: Arc<Engine>,
+        limits: Limits,
+        telemetry: Telemetry,
+        time: TimePolicy,
+        consistency_wait: Duration,
+    ) -> Self {
         AuthorizationApi {
             engine,
             limits,
             telemetry,
             time,
+            consistency_wait,
         }
     }
 
-    /// The live snapshot, refusing when there is none or it is older than `min_version`.
-    fn live(&self, min_version: u64) -> Result<Arc<Live>, Status> {
-        let live = self.engine.live().ok_or_else(not_serving)?;
-        if live.meta.version < min_version {
-            return Err(behind(live.meta.version, min_version));
+    /// The live snapshot and overlay, once they are at least `min_version` and
+    /// `min_overlay_seq` (waiting up to `consistency_wait` for them to arrive). Refuses when
+    /// there is no snapshot, or when this replica has lost its store for too long.
+    async fn live(&self, min_version: u64, min_overlay_seq: u64) -> Result<(Arc<Live>, Arc<Overlay>), Status> {
+        if self.engine.is_stale() {
+            return Err(stale(self.engine.since_sync_ms()));
         }
-        Ok(live)
+        if self.engine.version() < min_version {
+            let mut rx = self.engine.watch_version();
+            let _ = tokio::time::timeout(self.consistency_wait, rx.wait_for(|v| *v >= min_version)).await;
+        }
+        if self.engine.overlay_seq() < min_overlay_seq {
+            let mut rx = self.engine.watch_overlay_seq();
+            let _ = tokio::time::timeout(self.consistency_wait, rx.wait_for(|s| *s >= min_overlay_seq)).await;
+        }
+        let live = self.engine.live().ok_or_else(not_serving)?;
+        let overlay = self.engine.overlay_full();
+        if live.meta.version < min_version {
+            return Err(behind("snapshot version", live.meta.version, min_version));
+        }
+        if overlay.seq < min_overlay_seq {
+            return Err(behind("overlay change", overlay.seq, min_overlay_seq));
+        }
+        Ok((live, overlay))
     }
 
     /// Decides one request, counts it, and audits it as A1 requires.
@@ -62,7 +89,7 @@ impl AuthorizationApi {
             live.snapshot.check(&request, overlay)
         };
         self.telemetry.metrics.decision(d.effect, d.reason);
-        let wire = convert::decision(&live.snapshot, d, hide);
+        let wire = convert::decision(&live.snapshot, d, hide, overlay.seq);
         Ok(self
             .telemetry
             .decided(caller, request, time, wire, &live.snapshot)
@@ -76,8 +103,7 @@ impl AuthorizationApi {
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let caller = Caller::of(&request);
         let r = request.into_inner();
-        let live = self.live(r.min_version)?;
-        let overlay = self.engine.overlay_full();
+        let (live, overlay) = self.live(r.min_version, r.min_overlay_seq).await?;
         let decision = self.decide(&live, &overlay, &caller, r, explain).await?;
         Ok(Response::new(pb::CheckResponse {
             decision: Some(decision),
@@ -123,8 +149,7 @@ impl AuthorizationService for AuthorizationApi {
                     self.limits.max_batch
                 )));
             }
-            let live = self.live(r.min_version)?;
-            let overlay = self.engine.overlay_full();
+            let (live, overlay) = self.live(r.min_version, r.min_overlay_seq).await?;
             let mut decisions = Vec::with_capacity(r.requests.len());
             for (i, req) in r.requests.into_iter().enumerate() {
                 let d = self
@@ -151,10 +176,9 @@ impl AuthorizationService for AuthorizationApi {
             let _timer = self.telemetry.metrics.time("FilterRows");
             let caller = Caller::of(&request);
             let r = request.into_inner();
-            let live = self.live(r.min_version)?;
+            let (live, overlay) = self.live(r.min_version, r.min_overlay_seq).await?;
             let session = convert::session(r.session.unwrap_or_default())?;
             let now = self.time.resolve(r.at, &session, caller.what_if())?.at;
-            let overlay = self.engine.overlay_full();
             let filter = live
                 .snapshot
                 .filter_rows(&r.principal, &r.action, &r.resource_type, &session, now, &overlay);
@@ -172,7 +196,7 @@ impl AuthorizationService for AuthorizationApi {
         async move {
             let _timer = self.telemetry.metrics.time("ListSubjects");
             let r = request.into_inner();
-            let live = self.live(r.min_version)?;
+            let (live, _) = self.live(r.min_version, 0).await?;
             let target = match (&r.resource_id, &r.tenant) {
                 (Some(id), tenant) => Target::Resource {
                     id,
@@ -199,7 +223,7 @@ impl AuthorizationService for AuthorizationApi {
         async move {
             let _timer = self.telemetry.metrics.time("ListPrincipalAccess");
             let r = request.into_inner();
-            let live = self.live(r.min_version)?;
+            let (live, _) = self.live(r.min_version, 0).await?;
             let paths = live.snapshot.list_principal_access(&r.principal);
             Ok(Response::new(pb::ListPrincipalAccessResponse {
                 paths: paths.into_iter().map(convert::access_path).collect(),

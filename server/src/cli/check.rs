@@ -214,6 +214,7 @@ fn run_remote(args: &CheckArgs, r: Request) -> Result<ExitCode> {
         // The server owns the clock: only a time the user gave is sent (a what-if).
         at: if args.request.is_some() { r.at } else { args.at }.map(|t| t.0),
         min_version: 0,
+        min_overlay_seq: 0,
         hide_forbidden: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

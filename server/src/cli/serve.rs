@@ -15,7 +15,10 @@ pub(super) struct ServeArgs {
     /// Data directory holding snapshot versions and the overlay [default: ./data].
     #[arg(long, env = "PORTCULLIS_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Bundle that seeds an empty data directory.
+    /// Store of record for a fleet: `postgres://USER@HOST:PORT/DB` [default: the data directory].
+    #[arg(long, env = "PORTCULLIS_STORE")]
+    store: Option<String>,
+    /// Bundle that seeds an empty store (ignored once the store holds a version).
     #[arg(long)]
     bundle: Option<PathBuf>,
     /// TOML config file.
@@ -76,6 +79,9 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some(s) = args.store {
+        cfg.store = Some(s);
     }
     cfg.seed_bundle = args.bundle;
     if let Some(t) = &args.admin_token {
