@@ -7,6 +7,8 @@
     reason = "test helpers"
 )]
 
+pub mod pg;
+
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient;
 use portcullis_proto::v1::policy_admin_service_client::PolicyAdminServiceClient;
