@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub request_timeout: Option<String>,
     /// Largest accepted distance between a caller's times and the server clock, e.g. `5s`.
     pub max_clock_skew: Option<String>,
+    /// This replica's id in audit records (default: the host name).
+    pub replica_id: Option<String>,
     /// Log as JSON lines.
     pub log_json: Option<bool>,
     /// Prometheus endpoint address.
@@ -113,6 +115,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// The server's clock and how far callers' times may stray from it.
     pub time: TimePolicy,
+    /// This replica's id in audit records.
+    pub replica_id: String,
     /// Audit trail settings; `None` turns it off.
     pub audit: Option<AuditSettings>,
     /// Address of the Prometheus endpoint, when wanted.
@@ -180,6 +184,7 @@ impl ServeConfig {
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
             time: TimePolicy::default(),
+            replica_id: hostname(),
             audit: Some(AuditSettings::default()),
             metrics_listen: None,
             otlp_endpoint: None,
@@ -249,6 +254,9 @@ impl ServeConfig {
             if let Some(t) = file.audit_sync_every {
                 a.sync_every = humantime::parse_duration(&t).with_context(|| format!("audit_sync_every `{t}`"))?;
             }
+        }
+        if let Some(r) = file.replica_id {
+            self.replica_id = r;
         }
         if let Some(t) = file.max_clock_skew {
             self.set_max_clock_skew(&t)?;
@@ -385,6 +393,7 @@ pub async fn run(
         spans: cfg.otlp_endpoint.is_some(),
         metrics: Arc::new(Metrics::default()),
         audit: start_audit(&cfg)?,
+        replica: cfg.replica_id.as_str().into(),
     };
     if let Some(addr) = cfg.metrics_listen {
         let listener = TcpListener::bind(addr)
@@ -514,6 +523,16 @@ fn spawn_health(engine: Arc<Engine>, health: tonic_health::server::HealthReporte
             }
         }
     });
+}
+
+/// The host name, the default replica id.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -20,8 +20,10 @@ use tonic::Code;
 /// A replica of the fleet on `pg`, with its own data directory (audit trail, token).
 async fn replica(pg: &Postgres, name: &str, seed: Option<&str>) -> TestServer {
     let url = pg.url();
+    let id = name.to_owned();
     TestServer::start_with(&temp_dir(name), seed, move |cfg| {
         cfg.store = Some(url);
+        cfg.replica_id = id;
         cfg.store_poll_interval = Duration::from_millis(500);
         cfg.store_max_staleness = Duration::from_secs(2);
     })
@@ -118,9 +120,36 @@ async fn a_push_on_one_replica_is_served_by_all_and_a_revocation_denies_everywhe
         .map(|v| (v.version, v.rollback_of))
         .collect();
     assert_eq!(versions, vec![(3, Some(1)), (2, None), (1, None)]);
+    let dirs: Vec<_> = fleet.iter().map(|r| r.dir.join("audit")).collect();
     for r in fleet {
         r.stop().await.unwrap();
     }
+
+    // Each replica keeps its own chain, every record naming the replica.
+    for (dir, name) in dirs.iter().zip(["fleet-a", "fleet-1", "fleet-2"]) {
+        let text: String = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        let replicas: std::collections::BTreeSet<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["replica"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(replicas, [name.to_owned()].into(), "{}", dir.display());
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "verify"])
+        .args(&dirs)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report.matches("chain intact").count(), 3, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

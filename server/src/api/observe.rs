@@ -20,6 +20,8 @@ pub struct Telemetry {
     pub audit: Option<Arc<Audit>>,
     /// Whether RPCs get trace spans (only when traces are exported).
     pub spans: bool,
+    /// This replica's id, in every audit record.
+    pub replica: Arc<str>,
 }
 
 /// Who is calling, for the audit trail. Captured cheaply on every call; rendered only
@@ -140,6 +142,7 @@ impl Telemetry {
             },
             client: caller.client(),
             trace_id: caller.trace_id(),
+            replica: self.replica.clone(),
             ..AuditRecord::default()
         };
         let mode = snapshot.settings().audit_on_backpressure;
@@ -180,6 +183,7 @@ impl Telemetry {
             client: caller.client(),
             trace_id: caller.trace_id(),
             details: Some(details),
+            replica: self.replica.clone(),
             ..AuditRecord::default()
         };
         if audit.submit(record, AuditBackpressure::Block).await != Admit::Queued {

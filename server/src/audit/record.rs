@@ -43,6 +43,8 @@ pub struct AuditRecord {
     pub principal: String,
     /// Reason code (`granted`, `session_idle`, ...) or admin result.
     pub reason: String,
+    /// The replica that decided (config `replica_id`, default the host name).
+    pub replica: std::sync::Arc<str>,
     /// Requirement id (`R9`, `A1`, ...).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub requirement: String,

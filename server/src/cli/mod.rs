@@ -64,10 +64,12 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check a directory's hash chain; names the first broken record (exit 1).
+    /// Check the hash chain of each directory (one per replica in a fleet); names the first
+    /// broken record of each (exit 1 when any is broken).
     Verify {
-        /// Audit directory (e.g. `data/audit`).
-        dir: std::path::PathBuf,
+        /// Audit directories (e.g. `data/audit`).
+        #[arg(required = true)]
+        dirs: Vec<std::path::PathBuf>,
     },
 }
 
@@ -89,16 +91,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => remote::revoke(principal, reason, true, remote),
         Command::GrantTemporary(args) => remote::grant(*args),
         Command::Review(args) => review::run(*args),
-        Command::Audit(AuditCommand::Verify { dir }) => match crate::audit::verify(&dir)? {
-            Ok(records) => {
-                println!("{}: chain intact, {records} records", dir.display());
-                Ok(ExitCode::SUCCESS)
+        Command::Audit(AuditCommand::Verify { dirs }) => {
+            let mut intact = true;
+            for dir in &dirs {
+                match crate::audit::verify(dir)? {
+                    Ok(records) => println!("{}: chain intact, {records} records", dir.display()),
+                    Err(broken) => {
+                        println!("{}: BROKEN at {broken}", dir.display());
+                        intact = false;
+                    }
+                }
             }
-            Err(broken) => {
-                println!("{}: BROKEN at {broken}", dir.display());
-                Ok(ExitCode::FAILURE)
-            }
-        },
+            Ok(if intact { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::TokenDigest { token } => {
             println!("{}", crate::auth::digest_hex(&token));
             Ok(ExitCode::SUCCESS)

@@ -18,6 +18,9 @@ pub(super) struct ServeArgs {
     /// Store of record for a fleet: `postgres://USER@HOST:PORT/DB` [default: the data directory].
     #[arg(long, env = "PORTCULLIS_STORE")]
     store: Option<String>,
+    /// This replica's id in audit records [default: the host name].
+    #[arg(long, env = "PORTCULLIS_REPLICA_ID")]
+    replica_id: Option<String>,
     /// Bundle that seeds an empty store (ignored once the store holds a version).
     #[arg(long)]
     bundle: Option<PathBuf>,
@@ -82,6 +85,9 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(s) = args.store {
         cfg.store = Some(s);
+    }
+    if let Some(r) = args.replica_id {
+        cfg.replica_id = r;
     }
     cfg.seed_bundle = args.bundle;
     if let Some(t) = &args.admin_token {
