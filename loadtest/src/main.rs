@@ -17,7 +17,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "portcullis-loadtest", version, about)]
 pub struct Args {
-    /// Server URL.
+    /// Server URL, or several separated by commas (replicas of a fleet): load is spread
+    /// over them, pushes rotate between them, and visibility is measured on each.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     target: String,
     /// Bundle the workload is drawn from (and pushed with --push-every, checked with --verify).

@@ -62,18 +62,30 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
     } else {
         None
     };
+    let targets: Vec<&str> = args
+        .target
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
-        let endpoint =
-            Channel::from_shared(args.target.clone()).with_context(|| format!("bad target `{}`", args.target))?;
-        channels.push(
-            endpoint
-                .connect()
-                .await
-                .with_context(|| format!("cannot connect to {}", args.target))?,
-        );
+        for target in &targets {
+            let endpoint =
+                Channel::from_shared(target.to_string()).with_context(|| format!("bad target `{target}`"))?;
+            channels.push(
+                endpoint
+                    .connect()
+                    .await
+                    .with_context(|| format!("cannot connect to {target}"))?,
+            );
+        }
     }
-    let first = channels.first().cloned().context("no connection")?;
+    // The first connection to each target.
+    let replicas: Vec<Channel> = channels.iter().take(targets.len()).cloned().collect();
+    if replicas.is_empty() {
+        anyhow::bail!("no target given");
+    }
     let start = Instant::now();
     let measure_from = start + Duration::from(args.warmup);
     let ctx = Arc::new(Ctx {
@@ -104,7 +116,7 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         });
         tokio::spawn(pusher(
             ctx.clone(),
-            first.clone(),
+            replicas.clone(),
             bytes.clone(),
             format,
             every.into(),
@@ -250,7 +262,7 @@ async fn call(
                 .map_err(|s| s.code())?;
             Ok(0)
         }
-        Kind::Push | Kind::Visible => Ok(0),
+        Kind::Push | Kind::Visible | Kind::Fleet => Ok(0),
     }
 }
 
@@ -281,22 +293,27 @@ fn verify(ctx: &Ctx, req: &portcullis_policy::Request, got: Option<&pb::Decision
     }
 }
 
+/// Pushes every `every`, rotating over the replicas, and measures for each push how long
+/// each replica takes to answer from it and how long the whole fleet takes.
 async fn pusher(
     ctx: Arc<Ctx>,
-    channel: Channel,
+    replicas: Vec<Channel>,
     bundle: Vec<u8>,
     format: Format,
     every: Duration,
     token: Option<String>,
 ) -> Recorder {
-    let mut client = PolicyAdminServiceClient::new(channel.clone());
-    let mut authz = AuthorizationServiceClient::new(channel);
-    let mut rng = SmallRng::seed_from_u64(0x9e37);
     let mut rec = Recorder::default();
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
+    let mut round = 0usize;
     while !ctx.finished() && Instant::now() < ctx.end {
         tick.tick().await;
+        let Some(channel) = replicas.get(round % replicas.len()) else {
+            break;
+        };
+        round += 1;
+        let mut client = PolicyAdminServiceClient::new(channel.clone());
         let mut req = tonic::Request::new(pb::PushSnapshotRequest {
             bundle: bundle.clone(),
             format: match format {
@@ -322,13 +339,33 @@ async fn pusher(
         if sent >= ctx.measure_from {
             rec.record(Kind::Push, acked - ctx.measure_from, acked - sent, pushed.map(|_| 0));
         }
-        if let Ok(version) = pushed {
-            let outcome = first_check_at(&ctx, &mut authz, &mut rng, version).await;
-            let seen = Instant::now();
-            if sent >= ctx.measure_from {
-                rec.record(Kind::Visible, seen - ctx.measure_from, seen - acked, outcome);
-            }
+        let Ok(version) = pushed else { continue };
+        let probes: Vec<_> = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, channel)| {
+                let ctx = ctx.clone();
+                let mut authz = AuthorizationServiceClient::new(channel.clone());
+                let mut rng = SmallRng::seed_from_u64(0x9e37 ^ (round * 31 + i) as u64);
+                tokio::spawn(async move {
+                    let outcome = first_check_at(&ctx, &mut authz, &mut rng, version).await;
+                    (Instant::now(), outcome)
+                })
+            })
+            .collect();
+        let mut seen = Vec::with_capacity(probes.len());
+        for p in probes {
+            seen.push(p.await.unwrap_or((Instant::now(), Err(tonic::Code::Internal))));
         }
+        if sent < ctx.measure_from {
+            continue;
+        }
+        for (at, outcome) in &seen {
+            rec.record(Kind::Visible, *at - ctx.measure_from, *at - acked, *outcome);
+        }
+        let last = seen.iter().map(|(at, _)| *at).max().unwrap_or(acked);
+        let all = seen.iter().try_fold(0, |n, (_, o)| o.map(|k| n + k));
+        rec.record(Kind::Fleet, last - ctx.measure_from, last - acked, all);
     }
     rec
 }

@@ -19,19 +19,24 @@ pub enum Kind {
     Health,
     /// PolicyAdminService.PushSnapshot.
     Push,
-    /// From a push's acknowledgement to the first Check answered by the pushed version.
+    /// From a push's acknowledgement to the first Check answered by the pushed version,
+    /// one sample per target.
     Visible,
+    /// From a push's acknowledgement until every target answers from the pushed version
+    /// (push-to-fleet convergence).
+    Fleet,
 }
 
 impl Kind {
     /// All kinds, in report order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Check,
         Kind::Batch,
         Kind::Filter,
         Kind::Health,
         Kind::Push,
         Kind::Visible,
+        Kind::Fleet,
     ];
 
     /// Lower-case name.
@@ -43,6 +48,7 @@ impl Kind {
             Kind::Health => "health",
             Kind::Push => "push",
             Kind::Visible => "visible",
+            Kind::Fleet => "fleet",
         }
     }
 }
