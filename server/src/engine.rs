@@ -123,15 +123,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Engine {
-    /// Loads the newest version that verifies and compiles, and the overlay. Returns the
-    /// problems met on the way (versions that do not verify or compile), which were skipped.
-    /// `max_staleness` bounds how long a replica of a shared store decides without hearing
+    /// Loads the newest version that verifies and compiles, and the overlay; versions that
+    /// do not verify or compile are logged and skipped. `max_staleness` bounds how long a replica of a shared store decides without hearing
     /// from it (zero: no bound).
-    pub async fn open(
-        store: Arc<dyn Store>,
-        clock: Clock,
-        max_staleness: Duration,
-    ) -> Result<(Engine, Vec<Corrupt>), EngineError> {
+    pub async fn open(store: Arc<dyn Store>, clock: Clock, max_staleness: Duration) -> Result<Engine, EngineError> {
         let overlay = store.overlay().await?;
         let engine = Engine {
             live: ArcSwapOption::empty(),
@@ -148,8 +143,8 @@ impl Engine {
             },
             skipped: AtomicU64::new(0),
         };
-        let problems = engine.catch_up().await?;
-        Ok((engine, problems))
+        engine.catch_up().await?;
+        Ok(engine)
     }
 
     /// The live snapshot, if any. Lock-free.
@@ -169,9 +164,9 @@ impl Engine {
         self.live.load().as_ref().map_or(0, |l| l.meta.version)
     }
 
-    /// The number of the last overlay change applied.
+    /// The number of the last overlay change applied. Lock-free.
     pub fn overlay_seq(&self) -> u64 {
-        *self.overlay_seq_tx.borrow()
+        self.overlay.load().seq
     }
 
     /// Notified with the live version after every swap.
@@ -217,13 +212,13 @@ impl Engine {
 
     /// Applies whatever the store holds that this engine has not seen: the newest version
     /// that verifies and compiles becomes live, and overlay changes are applied in order.
-    /// Returns the versions skipped as unusable.
-    pub async fn catch_up(&self) -> Result<Vec<Corrupt>, EngineError> {
+    /// Versions skipped as unusable are logged and counted.
+    pub async fn catch_up(&self) -> Result<(), EngineError> {
         let mut seen = self.writer.lock().await;
         self.catch_up_locked(&mut seen).await
     }
 
-    async fn catch_up_locked(&self, seen: &mut Seen) -> Result<Vec<Corrupt>, EngineError> {
+    async fn catch_up_locked(&self, seen: &mut Seen) -> Result<(), EngineError> {
         let head = self.store.head().await?;
         let mut problems = Vec::new();
         let live_version = self.version();
@@ -243,6 +238,9 @@ impl Engine {
             v -= 1;
         }
         self.skipped.fetch_add(problems.len() as u64, Ordering::Relaxed);
+        for p in problems {
+            tracing::error!(store = %self.store.describe(), "{p}; skipped, serving version {}", self.version());
+        }
         seen.head = seen.head.max(head);
 
         let changes = self.store.changes_since(seen.overlay.seq).await?;
@@ -263,7 +261,7 @@ impl Engine {
         self.freshness
             .synced_ms
             .store(self.freshness.now_ms(), Ordering::Relaxed);
-        Ok(problems)
+        Ok(())
     }
 
     /// Reads, verifies and compiles one stored version (off the async threads).
@@ -331,16 +329,10 @@ impl Engine {
                 }
                 Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => {
                     attempts += 1;
-                    self.log_skipped(self.catch_up_locked(&mut seen).await?);
+                    self.catch_up_locked(&mut seen).await?;
                 }
                 Err(e) => return Err(e.into()),
             }
-        }
-    }
-
-    fn log_skipped(&self, problems: Vec<Corrupt>) {
-        for p in problems {
-            tracing::error!(store = %self.store.describe(), "{p}; skipped, still serving version {}", self.version());
         }
     }
 
@@ -388,7 +380,7 @@ impl Engine {
                 }
                 Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => {
                     attempts += 1;
-                    self.log_skipped(self.catch_up_locked(&mut seen).await?);
+                    self.catch_up_locked(&mut seen).await?;
                 }
                 Err(e) => return Err(e.into()),
             }

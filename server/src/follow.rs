@@ -24,10 +24,7 @@ pub fn spawn(engine: Arc<Engine>, poll: Duration, health: HealthReporter, metric
         let mut backoff = Duration::from_millis(50);
         loop {
             match engine.catch_up().await {
-                Ok(skipped) => {
-                    for c in skipped {
-                        tracing::error!(%store, "{c}; skipped, still serving version {}", engine.version());
-                    }
+                Ok(()) => {
                     if !healthy {
                         tracing::info!(%store, version = engine.version(), overlay_seq = engine.overlay_seq(), "store reachable again; caught up");
                         health.set_service_status(STORE_SERVICE, ServingStatus::Serving).await;

@@ -175,52 +175,51 @@ impl Metrics {
             );
             let _ = writeln!(out, "portcullis_rpc_duration_seconds_count{{rpc=\"{name}\"}} {count}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_snapshot_version Live snapshot version (0: none)."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_snapshot_version gauge");
-        let _ = writeln!(out, "portcullis_snapshot_version {}", engine.version());
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_snapshot_compile_seconds Time the last push took to parse, validate and compile."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_snapshot_compile_seconds gauge");
-        let _ = writeln!(
-            out,
-            "portcullis_snapshot_compile_seconds {}",
-            self.compile_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "# TYPE portcullis_overlay_seq gauge");
-        let _ = writeln!(out, "portcullis_overlay_seq {}", engine.overlay_seq());
+        let compile_seconds = self.compile_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let store_up = u8::from(self.store_up.load(Ordering::Relaxed));
+        let mut scalars: Vec<(&str, &str, &str, f64)> = vec![
+            (
+                "portcullis_snapshot_version",
+                "gauge",
+                "Live snapshot version (0: none).",
+                engine.version() as f64,
+            ),
+            (
+                "portcullis_snapshot_compile_seconds",
+                "gauge",
+                "Time the last push took to parse, validate and compile.",
+                compile_seconds,
+            ),
+            (
+                "portcullis_overlay_seq",
+                "gauge",
+                "Last overlay change (revocation, temporary grant) applied.",
+                engine.overlay_seq() as f64,
+            ),
+            (
+                "portcullis_store_skipped_versions_total",
+                "counter",
+                "Stored versions refused because they did not verify or compile.",
+                engine.skipped_versions() as f64,
+            ),
+        ];
         if engine.store().shared() {
-            let _ = writeln!(
-                out,
-                "# HELP portcullis_store_up Whether the shared store answered the last catch-up."
-            );
-            let _ = writeln!(out, "# TYPE portcullis_store_up gauge");
-            let _ = writeln!(
-                out,
-                "portcullis_store_up {}",
-                u8::from(self.store_up.load(Ordering::Relaxed))
-            );
-            let _ = writeln!(out, "# TYPE portcullis_store_seconds_since_sync gauge");
-            let _ = writeln!(
-                out,
-                "portcullis_store_seconds_since_sync {}",
-                engine.since_sync_ms() as f64 / 1e3
-            );
+            scalars.push((
+                "portcullis_store_up",
+                "gauge",
+                "Whether the shared store answered the last catch-up.",
+                f64::from(store_up),
+            ));
+            scalars.push((
+                "portcullis_store_seconds_since_sync",
+                "gauge",
+                "Time since the shared store was last heard from.",
+                engine.since_sync_ms() as f64 / 1e3,
+            ));
         }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_store_skipped_versions_total Stored versions refused because they did not verify or compile."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_store_skipped_versions_total counter");
-        let _ = writeln!(
-            out,
-            "portcullis_store_skipped_versions_total {}",
-            engine.skipped_versions()
-        );
+        for (name, kind, help, value) in scalars {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
         if let Some(a) = audit {
             let (written, dropped, refused, errors) = a.counters();
             let _ = writeln!(

@@ -4,7 +4,7 @@ use crate::api::{AdminApi, AuthorizationApi, Limits, Telemetry};
 use crate::audit::{Audit, Coverage, SinkConfig};
 use crate::auth::{AdminCredential, Tokens, generate_token};
 use crate::clock::TimePolicy;
-use crate::engine::{Engine, Push};
+use crate::engine::{Engine, EngineError, Push};
 use crate::metrics::Metrics;
 use crate::store::{StoreError, write_private};
 use anyhow::{Context, Result, bail};
@@ -321,37 +321,22 @@ async fn open_engine(cfg: &ServeConfig) -> Result<Engine> {
     loop {
         let opened = async {
             let store = crate::store::open(cfg.store.as_deref(), &cfg.data_dir).await?;
-            Engine::open(store, cfg.time.clock.clone(), cfg.store_max_staleness)
-                .await
-                .map_err(anyhow::Error::from)
+            Engine::open(store, cfg.time.clock.clone(), cfg.store_max_staleness).await
         }
         .await;
         match opened {
-            Ok((engine, problems)) => {
-                for p in &problems {
-                    tracing::error!("{p}; skipped");
-                }
+            Ok(engine) => {
                 tracing::info!(store = %engine.store().describe(), version = engine.version(), "store opened");
                 return Ok(engine);
             }
-            Err(e) if is_unavailable(&e) => {
-                tracing::warn!("waiting for the store: {e:#}; retrying in {backoff:?}");
+            Err(EngineError::Store(StoreError::Unavailable(why))) => {
+                tracing::warn!("waiting for the store: {why}; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(e.context("cannot open the store")),
+            Err(e) => return Err(anyhow::Error::from(e).context("cannot open the store")),
         }
     }
-}
-
-fn is_unavailable(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
-            || matches!(
-                c.downcast_ref::<crate::engine::EngineError>(),
-                Some(crate::engine::EngineError::Store(StoreError::Unavailable(_)))
-            )
-    })
 }
 
 /// Pushes the seed bundle as version 1, once: a compare-and-swap on "nothing live", so of
@@ -370,7 +355,7 @@ async fn seed_store(engine: &Engine, seed: &Path) -> Result<()> {
         .await;
     match pushed {
         Ok(meta) => tracing::info!(version = meta.version, "seeded the store from {}", seed.display()),
-        Err(crate::engine::EngineError::Conflict { live, .. }) => {
+        Err(EngineError::Conflict { live, .. }) => {
             tracing::info!(version = live, "another replica seeded the store first")
         }
         Err(e) => return Err(anyhow::Error::from(e).context(format!("seed bundle `{}` was rejected", seed.display()))),

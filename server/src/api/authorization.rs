@@ -49,21 +49,24 @@ impl AuthorizationApi {
         if self.engine.is_stale() {
             return Err(stale(self.engine.since_sync_ms()));
         }
-        if self.engine.version() < min_version {
-            let mut rx = self.engine.watch_version();
-            let _ = tokio::time::timeout(self.consistency_wait, rx.wait_for(|v| *v >= min_version)).await;
-        }
-        if self.engine.overlay_seq() < min_overlay_seq {
-            let mut rx = self.engine.watch_overlay_seq();
-            let _ = tokio::time::timeout(self.consistency_wait, rx.wait_for(|s| *s >= min_overlay_seq)).await;
-        }
-        let live = self.engine.live().ok_or_else(not_serving)?;
-        let overlay = self.engine.overlay_full();
-        if live.meta.version < min_version {
-            return Err(behind("snapshot version", live.meta.version, min_version));
-        }
-        if overlay.seq < min_overlay_seq {
-            return Err(behind("overlay change", overlay.seq, min_overlay_seq));
+        let current =
+            |engine: &Engine| Ok::<_, Status>((engine.live().ok_or_else(not_serving)?, engine.overlay_full()));
+        let (mut live, mut overlay) = current(&self.engine)?;
+        // Only a caller that is ahead of this replica pays for waiting.
+        if live.meta.version < min_version || overlay.seq < min_overlay_seq {
+            let (mut versions, mut seqs) = (self.engine.watch_version(), self.engine.watch_overlay_seq());
+            let _ = tokio::time::timeout(self.consistency_wait, async {
+                let _ = versions.wait_for(|v| *v >= min_version).await;
+                let _ = seqs.wait_for(|s| *s >= min_overlay_seq).await;
+            })
+            .await;
+            (live, overlay) = current(&self.engine)?;
+            if live.meta.version < min_version {
+                return Err(behind("snapshot version", live.meta.version, min_version));
+            }
+            if overlay.seq < min_overlay_seq {
+                return Err(behind("overlay change", overlay.seq, min_overlay_seq));
+            }
         }
         Ok((live, overlay))
     }
