@@ -51,7 +51,11 @@ pub struct Args {
     /// Push the bundle this often during the run.
     #[arg(long)]
     push_every: Option<humantime::Duration>,
-    /// Admin token for pushes (default: $PORTCULLIS_TOKEN, then data/admin-token).
+    /// Revoke one principal this often (through the replicas in turn), time until every
+    /// replica denies them, then reinstate them; that principal is left out of the load.
+    #[arg(long)]
+    revoke_every: Option<humantime::Duration>,
+    /// Admin token for pushes and revocations (default: $PORTCULLIS_TOKEN, then data/admin-token).
     #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Zipf exponent of principal popularity.

@@ -18,35 +18,25 @@ pub fn table(rec: &Recorder, measured: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<7} {:>10} {:>11} {:>13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  errors",
-        "rpc", "calls", "calls/s", "decisions/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", ""
+        "{:<12} {:>10} {:>11} {:>13} {:>8} {:>8} {:>8} {:>8} {:>8}  errors",
+        "rpc", "calls", "calls/s", "decisions/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
     );
     for kind in Kind::ALL {
-        let Some(s) = rec.total.get(&kind) else { continue };
-        let h = &s.latency;
-        let errors = if s.errors.is_empty() {
-            "none".to_owned()
-        } else {
-            s.errors
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let _ = writeln!(
-            out,
-            "{:<7} {:>10} {:>11.0} {:>13.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9}  {errors}",
-            kind.name(),
-            s.calls(),
-            s.calls() as f64 / secs,
-            s.decisions as f64 / secs,
-            ms(h.value_at_quantile(0.5)),
-            ms(h.value_at_quantile(0.9)),
-            ms(h.value_at_quantile(0.99)),
-            ms(h.value_at_quantile(0.999)),
-            ms(h.max()),
-            ""
-        );
+        if let Some(s) = rec.total.get(&kind) {
+            row(&mut out, kind.name(), 12, s, secs);
+        }
+    }
+    if !rec.per_target.is_empty() {
+        let names: Vec<String> = rec
+            .per_target
+            .keys()
+            .map(|(kind, target)| format!("{} {target}", kind.name()))
+            .collect();
+        let width = names.iter().map(String::len).max().unwrap_or(12);
+        let _ = writeln!(out, "per replica:");
+        for (name, s) in names.iter().zip(rec.per_target.values()) {
+            row(&mut out, name, width, s, secs);
+        }
     }
     let _ = writeln!(
         out,
@@ -54,6 +44,32 @@ pub fn table(rec: &Recorder, measured: Duration) -> String {
         rec.mismatches
     );
     out
+}
+
+/// One line of the table.
+fn row(out: &mut String, name: &str, width: usize, s: &Series, secs: f64) {
+    let h = &s.latency;
+    let errors = if s.errors.is_empty() {
+        "none".to_owned()
+    } else {
+        s.errors
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = writeln!(
+        out,
+        "{name:<width$} {:>10} {:>11.0} {:>13.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}  {errors}",
+        s.calls(),
+        s.calls() as f64 / secs,
+        s.decisions as f64 / secs,
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.9)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    );
 }
 
 fn series_json(s: &Series, secs: f64) -> Value {
@@ -101,6 +117,11 @@ pub fn json(args: &Args, rec: &Recorder, measured: Duration) -> Value {
         "measured_s": secs,
         "mismatches": rec.mismatches,
         "total": total,
+        "per_replica": rec
+            .per_target
+            .iter()
+            .map(|((k, target), s)| json!({"kind": k.name(), "target": target, "series": series_json(s, secs)}))
+            .collect::<Vec<_>>(),
         "per_second": per_second,
     })
 }

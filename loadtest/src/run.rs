@@ -56,12 +56,21 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
     let bytes = std::fs::read(&args.bundle).with_context(|| format!("cannot read `{}`", args.bundle.display()))?;
     let format = Format::from_path(&args.bundle.to_string_lossy());
     let bundle = parse_bundle(&bytes, format).with_context(|| format!("`{}`", args.bundle.display()))?;
-    let workload = Workload::from_bundle(&bundle, args.skew)?;
-    let reference = if args.verify {
+    let mut workload = Workload::from_bundle(&bundle, args.skew)?;
+    let compiled = if args.verify || args.revoke_every.is_some() {
         Some(compile(&bundle, 0).context("the bundle does not compile")?)
     } else {
         None
     };
+    // The principal revoked and reinstated during the run; the rest of the load leaves them
+    // out so `--verify` can compare with the bundle alone.
+    let probe = match (args.revoke_every, &compiled) {
+        (Some(_), Some(snapshot)) => {
+            Some(workload.split_probe(|r| snapshot.check(r, Overlay::empty()).is_allowed(), Timestamp::now())?)
+        }
+        _ => None,
+    };
+    let reference = compiled.filter(|_| args.verify);
     let targets: Vec<&str> = args
         .target
         .split(',')
@@ -82,7 +91,11 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         }
     }
     // The first connection to each target.
-    let replicas: Vec<Channel> = channels.iter().take(targets.len()).cloned().collect();
+    let replicas: Vec<(String, Channel)> = targets
+        .iter()
+        .map(|t| t.to_string())
+        .zip(channels.iter().cloned())
+        .collect();
     if replicas.is_empty() {
         anyhow::bail!("no target given");
     }
@@ -108,21 +121,38 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
     });
 
     let progress = tokio::spawn(progress(ctx.clone()));
-    let pusher = args.push_every.map(|every| {
-        let token = args.token.clone().or_else(|| {
-            std::fs::read_to_string("data/admin-token")
-                .ok()
-                .map(|t| t.trim().to_owned())
-        });
-        tokio::spawn(pusher(
-            ctx.clone(),
-            replicas.clone(),
-            bytes.clone(),
-            format,
-            every.into(),
-            token,
-        ))
+    let token = args.token.clone().or_else(|| {
+        std::fs::read_to_string("data/admin-token")
+            .ok()
+            .map(|t| t.trim().to_owned())
     });
+    let changes = [
+        args.push_every.map(|every| {
+            (
+                Change::Push {
+                    bundle: bytes.clone(),
+                    format,
+                },
+                every,
+            )
+        }),
+        args.revoke_every
+            .zip(probe)
+            .map(|(every, probe)| (Change::Revoke { probe }, every)),
+    ];
+    let changers: Vec<_> = changes
+        .into_iter()
+        .flatten()
+        .map(|(change, every)| {
+            tokio::spawn(changer(
+                ctx.clone(),
+                replicas.clone(),
+                Arc::new(change),
+                every.into(),
+                token.clone(),
+            ))
+        })
+        .collect();
     let workers: Vec<_> = channels
         .iter()
         .cycle()
@@ -135,8 +165,8 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         recorder.merge(&w.await?);
     }
     ctx.stop.store(true, Ordering::Relaxed);
-    if let Some(p) = pusher {
-        recorder.merge(&p.await?);
+    for c in changers {
+        recorder.merge(&c.await?);
     }
     progress.abort();
     eprintln!();
@@ -262,7 +292,7 @@ async fn call(
                 .map_err(|s| s.code())?;
             Ok(0)
         }
-        Kind::Push | Kind::Visible | Kind::Fleet => Ok(0),
+        Kind::Push | Kind::Visible | Kind::Fleet | Kind::Revoke | Kind::Denied | Kind::RevokeFleet => Ok(0),
     }
 }
 
@@ -293,62 +323,191 @@ fn verify(ctx: &Ctx, req: &portcullis_policy::Request, got: Option<&pb::Decision
     }
 }
 
-/// Pushes every `every`, rotating over the replicas, and measures for each push how long
-/// each replica takes to answer from it and how long the whole fleet takes.
-async fn pusher(
+/// What `--push-every` and `--revoke-every` change on the fleet while the load runs.
+enum Change {
+    /// Push the bundle; a replica has the change once it answers from the pushed version.
+    Push { bundle: Vec<u8>, format: Format },
+    /// Revoke the probe principal; a replica has the change once it denies them as
+    /// revoked. Reinstated, and awaited on every replica, before the next round.
+    Revoke { probe: Workload },
+}
+
+impl Change {
+    /// The kinds this change is recorded under: the admin call, the per-replica time to
+    /// see it, and the whole fleet's.
+    fn kinds(&self) -> [Kind; 3] {
+        match self {
+            Change::Push { .. } => [Kind::Push, Kind::Visible, Kind::Fleet],
+            Change::Revoke { .. } => [Kind::Revoke, Kind::Denied, Kind::RevokeFleet],
+        }
+    }
+
+    /// Makes the change through one replica; the version pushed or the overlay sequence.
+    async fn apply(&self, channel: &Channel, token: Option<&str>) -> Result<u64, tonic::Code> {
+        let mut admin = PolicyAdminServiceClient::new(channel.clone());
+        let result = match self {
+            Change::Push { bundle, format } => admin
+                .push_snapshot(authorized(
+                    pb::PushSnapshotRequest {
+                        bundle: bundle.clone(),
+                        format: match format {
+                            Format::Json => pb::BundleFormat::Json,
+                            Format::Yaml => pb::BundleFormat::Yaml,
+                        } as i32,
+                        author: "portcullis-loadtest".into(),
+                        expected_parent_version: None,
+                        message: "load-test push".into(),
+                    },
+                    token,
+                ))
+                .await
+                .map(|r| r.into_inner().version),
+            Change::Revoke { probe } => admin
+                .revoke_principal(authorized(
+                    pb::RevokePrincipalRequest {
+                        principal: probe.sole_principal().unwrap_or_default().to_owned(),
+                        reason: "load-test revocation".into(),
+                        author: "portcullis-loadtest".into(),
+                    },
+                    token,
+                ))
+                .await
+                .map(|r| r.into_inner().overlay_seq),
+        };
+        result.map_err(|s| s.code())
+    }
+
+    /// Checks on one replica until it answers with the change applied.
+    async fn first_seen(
+        &self,
+        ctx: &Ctx,
+        authz: &mut AuthorizationServiceClient<Channel>,
+        rng: &mut SmallRng,
+        applied: u64,
+    ) -> Result<u64, tonic::Code> {
+        match self {
+            Change::Push { .. } => loop {
+                // The replica waits (up to its consistency bound) for the version itself.
+                let mut wire = to_wire(&ctx.workload.draw(rng, Timestamp::now()));
+                wire.min_version = applied;
+                match authz.check(wire).await {
+                    Ok(_) => return Ok(1),
+                    Err(s) if s.code() == tonic::Code::FailedPrecondition => continue,
+                    Err(s) => return Err(s.code()),
+                }
+            },
+            // No consistency token: an ordinary caller's next check must be denied.
+            Change::Revoke { probe } => {
+                let give_up = Instant::now() + CHANGE_DEADLINE;
+                loop {
+                    let d = authz
+                        .check(to_wire(&probe.draw(rng, Timestamp::now())))
+                        .await
+                        .map_err(|s| s.code())?
+                        .into_inner()
+                        .decision;
+                    if d.is_some_and(|d| d.reason == "principal_revoked") {
+                        return Ok(1);
+                    }
+                    if Instant::now() >= give_up {
+                        return Err(tonic::Code::DeadlineExceeded);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts the fleet back as it was before the change, so the next round observes a
+    /// change again: reinstates the probe and waits until every replica allows it.
+    async fn undo(
+        &self,
+        via: &Channel,
+        replicas: &[(String, Channel)],
+        token: Option<&str>,
+    ) -> Result<(), tonic::Code> {
+        let Change::Revoke { probe } = self else { return Ok(()) };
+        let seq = PolicyAdminServiceClient::new(via.clone())
+            .reinstate_principal(authorized(
+                pb::ReinstatePrincipalRequest {
+                    principal: probe.sole_principal().unwrap_or_default().to_owned(),
+                    reason: "load-test reinstatement".into(),
+                    author: "portcullis-loadtest".into(),
+                },
+                token,
+            ))
+            .await
+            .map_err(|s| s.code())?
+            .into_inner()
+            .overlay_seq;
+        let mut rng = SmallRng::seed_from_u64(seq);
+        for (_, channel) in replicas {
+            let mut wire = to_wire(&probe.draw(&mut rng, Timestamp::now()));
+            wire.min_overlay_seq = seq;
+            let d = AuthorizationServiceClient::new(channel.clone())
+                .check(wire)
+                .await
+                .map_err(|s| s.code())?
+                .into_inner()
+                .decision;
+            if d.is_none_or(|d| d.effect != pb::Effect::Allow as i32) {
+                return Err(tonic::Code::Aborted);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a replica may take to show a change before the sample counts as failed.
+const CHANGE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// `msg` with the admin token, if there is one.
+fn authorized<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(t) = token
+        && let Ok(v) = format!("Bearer {t}").parse()
+    {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
+/// Makes `change` every `every`, rotating over the replicas, and measures for each round
+/// how long each replica takes to show it and how long the whole fleet takes.
+async fn changer(
     ctx: Arc<Ctx>,
-    replicas: Vec<Channel>,
-    bundle: Vec<u8>,
-    format: Format,
+    replicas: Vec<(String, Channel)>,
+    change: Arc<Change>,
     every: Duration,
     token: Option<String>,
 ) -> Recorder {
+    let [ack_kind, replica_kind, fleet_kind] = change.kinds();
     let mut rec = Recorder::default();
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut round = 0usize;
     while !ctx.finished() && Instant::now() < ctx.end {
         tick.tick().await;
-        let Some(channel) = replicas.get(round % replicas.len()) else {
+        let Some((_, via)) = replicas.get(round % replicas.len()) else {
             break;
         };
         round += 1;
-        let mut client = PolicyAdminServiceClient::new(channel.clone());
-        let mut req = tonic::Request::new(pb::PushSnapshotRequest {
-            bundle: bundle.clone(),
-            format: match format {
-                Format::Json => pb::BundleFormat::Json,
-                Format::Yaml => pb::BundleFormat::Yaml,
-            } as i32,
-            author: "portcullis-loadtest".into(),
-            expected_parent_version: None,
-            message: "load-test push".into(),
-        });
-        if let Some(t) = &token
-            && let Ok(v) = format!("Bearer {t}").parse()
-        {
-            req.metadata_mut().insert("authorization", v);
-        }
         let sent = Instant::now();
-        let pushed = client
-            .push_snapshot(req)
-            .await
-            .map(|r| r.into_inner().version)
-            .map_err(|s| s.code());
+        let applied = change.apply(via, token.as_deref()).await;
         let acked = Instant::now();
-        if sent >= ctx.measure_from {
-            rec.record(Kind::Push, acked - ctx.measure_from, acked - sent, pushed.map(|_| 0));
+        let measured = sent >= ctx.measure_from;
+        if measured {
+            rec.record(ack_kind, acked - ctx.measure_from, acked - sent, applied.map(|_| 0));
         }
-        let Ok(version) = pushed else { continue };
+        let Ok(applied) = applied else { continue };
         let probes: Vec<_> = replicas
             .iter()
             .enumerate()
-            .map(|(i, channel)| {
-                let ctx = ctx.clone();
+            .map(|(i, (_, channel))| {
+                let (ctx, change) = (ctx.clone(), change.clone());
                 let mut authz = AuthorizationServiceClient::new(channel.clone());
                 let mut rng = SmallRng::seed_from_u64(0x9e37 ^ (round * 31 + i) as u64);
                 tokio::spawn(async move {
-                    let outcome = first_check_at(&ctx, &mut authz, &mut rng, version).await;
+                    let outcome = change.first_seen(&ctx, &mut authz, &mut rng, applied).await;
                     (Instant::now(), outcome)
                 })
             })
@@ -357,33 +516,20 @@ async fn pusher(
         for p in probes {
             seen.push(p.await.unwrap_or((Instant::now(), Err(tonic::Code::Internal))));
         }
-        if sent < ctx.measure_from {
+        let undone = change.undo(via, &replicas, token.as_deref()).await;
+        if !measured {
             continue;
         }
-        for (at, outcome) in &seen {
-            rec.record(Kind::Visible, *at - ctx.measure_from, *at - acked, *outcome);
+        for ((target, _), (at, outcome)) in replicas.iter().zip(&seen) {
+            rec.record_on(target, replica_kind, *at - ctx.measure_from, *at - acked, *outcome);
         }
         let last = seen.iter().map(|(at, _)| *at).max().unwrap_or(acked);
         let all = seen.iter().try_fold(0, |n, (_, o)| o.map(|k| n + k));
-        rec.record(Kind::Fleet, last - ctx.measure_from, last - acked, all);
-    }
-    rec
-}
-
-/// Checks with `min_version = version` until the server answers from it (or fails otherwise).
-async fn first_check_at(
-    ctx: &Ctx,
-    authz: &mut AuthorizationServiceClient<Channel>,
-    rng: &mut SmallRng,
-    version: u64,
-) -> Result<u64, tonic::Code> {
-    loop {
-        let mut wire = to_wire(&ctx.workload.draw(rng, Timestamp::now()));
-        wire.min_version = version;
-        match authz.check(wire).await {
-            Ok(_) => return Ok(1),
-            Err(s) if s.code() == tonic::Code::FailedPrecondition => continue,
-            Err(s) => return Err(s.code()),
+        rec.record(fleet_kind, last - ctx.measure_from, last - acked, all);
+        if let Err(code) = undone {
+            let now = Instant::now();
+            rec.record(ack_kind, now - ctx.measure_from, now - acked, Err(code));
         }
     }
+    rec
 }

@@ -25,11 +25,18 @@ pub enum Kind {
     /// From a push's acknowledgement until every target answers from the pushed version
     /// (push-to-fleet convergence).
     Fleet,
+    /// PolicyAdminService.RevokePrincipal.
+    Revoke,
+    /// From a revocation's acknowledgement to the first Check for that principal denied as
+    /// revoked, one sample per target.
+    Denied,
+    /// From a revocation's acknowledgement until every target denies (revocation-to-fleet).
+    RevokeFleet,
 }
 
 impl Kind {
     /// All kinds, in report order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Check,
         Kind::Batch,
         Kind::Filter,
@@ -37,6 +44,9 @@ impl Kind {
         Kind::Push,
         Kind::Visible,
         Kind::Fleet,
+        Kind::Revoke,
+        Kind::Denied,
+        Kind::RevokeFleet,
     ];
 
     /// Lower-case name.
@@ -48,7 +58,10 @@ impl Kind {
             Kind::Health => "health",
             Kind::Push => "push",
             Kind::Visible => "visible",
-            Kind::Fleet => "fleet",
+            Kind::Fleet => "push-fleet",
+            Kind::Revoke => "revoke",
+            Kind::Denied => "denied",
+            Kind::RevokeFleet => "revoke-fleet",
         }
     }
 }
@@ -102,6 +115,8 @@ pub struct Recorder {
     pub total: BTreeMap<Kind, Series>,
     /// Per second since the end of warm-up.
     pub seconds: Vec<BTreeMap<Kind, Series>>,
+    /// Per-target samples (visible, denied), keyed by kind and target URL.
+    pub per_target: BTreeMap<(Kind, String), Series>,
     /// Decisions that differed from the bundle's own answer (`--verify`).
     pub mismatches: u64,
     /// First few mismatches, described.
@@ -115,11 +130,28 @@ impl Recorder {
         if self.seconds.len() <= second {
             self.seconds.resize_with(second + 1, BTreeMap::new);
         }
-        let micros = (latency.as_micros() as u64).clamp(1, 100_000_000);
+        let micros = micros(latency);
         apply(self.total.entry(kind).or_default(), micros, outcome);
         if let Some(bucket) = self.seconds.get_mut(second) {
             apply(bucket.entry(kind).or_default(), micros, outcome);
         }
+    }
+
+    /// Records a sample of `kind` on one target, both overall and under that target.
+    pub fn record_on(
+        &mut self,
+        target: &str,
+        kind: Kind,
+        since_start: Duration,
+        latency: Duration,
+        outcome: Result<u64, tonic::Code>,
+    ) {
+        self.record(kind, since_start, latency, outcome);
+        apply(
+            self.per_target.entry((kind, target.to_owned())).or_default(),
+            micros(latency),
+            outcome,
+        );
     }
 
     /// Folds another worker's recorder into this one.
@@ -135,6 +167,9 @@ impl Recorder {
                 mine.entry(*k).or_default().merge(s);
             }
         }
+        for (k, s) in &other.per_target {
+            self.per_target.entry(k.clone()).or_default().merge(s);
+        }
         self.mismatches += other.mismatches;
         for m in &other.mismatch_examples {
             if self.mismatch_examples.len() < 5 {
@@ -142,6 +177,11 @@ impl Recorder {
             }
         }
     }
+}
+
+/// A latency in whole microseconds, within the histogram's range.
+fn micros(latency: Duration) -> u64 {
+    (latency.as_micros() as u64).clamp(1, 100_000_000)
 }
 
 fn apply(s: &mut Series, micros: u64, outcome: Result<u64, tonic::Code>) {

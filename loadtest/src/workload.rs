@@ -1,6 +1,7 @@
 //! Requests drawn from a bundle: one template per (grantee, role permission, scope), picked
 //! with a Zipf skew so a few principals are hot, as in real traffic.
 
+use anyhow::Context;
 use portcullis_policy::{Bundle, Factor, Request, Resource, Scope, Session, Timestamp};
 use portcullis_proto::v1 as pb;
 use rand::Rng;
@@ -24,6 +25,7 @@ struct Template {
 pub struct Workload {
     templates: Vec<Template>,
     zipf: Zipf<f64>,
+    skew: f64,
     /// Share of requests sent to a tenant no one holds (deny traffic).
     pub deny_share: f64,
 }
@@ -85,8 +87,42 @@ impl Workload {
         Ok(Workload {
             templates,
             zipf,
+            skew,
             deny_share: 0.1,
         })
+    }
+
+    /// Takes out every template of the first principal whose request `allowed` accepts,
+    /// and returns them (as a workload of that one principal, with no deny traffic) for
+    /// `--revoke-every` to revoke and reinstate while the rest of the load goes on.
+    pub fn split_probe(&mut self, allowed: impl Fn(&Request) -> bool, now: Timestamp) -> anyhow::Result<Workload> {
+        let probe = self
+            .templates
+            .iter()
+            .find(|t| allowed(&t.request(now, false)))
+            .cloned()
+            .context("no request drawn from the bundle is allowed, so a revocation cannot be observed")?;
+        self.templates.retain(|t| t.principal != probe.principal);
+        anyhow::ensure!(
+            !self.templates.is_empty(),
+            "the bundle's grants name only `{}`, who is revoked during the run",
+            probe.principal
+        );
+        self.zipf = Zipf::new(self.templates.len() as f64, self.skew)?;
+        Ok(Workload {
+            templates: vec![probe],
+            zipf: Zipf::new(1.0, self.skew)?,
+            skew: self.skew,
+            deny_share: 0.0,
+        })
+    }
+
+    /// The principal every request of this workload is made for, if there is only one.
+    pub fn sole_principal(&self) -> Option<&str> {
+        match self.templates.as_slice() {
+            [t] => Some(&t.principal),
+            _ => None,
+        }
     }
 
     /// One request at `now`, as the engine sees it.
@@ -94,17 +130,23 @@ impl Workload {
         let rank = self.zipf.sample(rng) as usize;
         let t = self.templates.get(rank.saturating_sub(1)).or(self.templates.first());
         let Some(t) = t else { return Request::default() };
-        let deny = rng.random_bool(self.deny_share);
+        t.request(now, rng.random_bool(self.deny_share))
+    }
+}
+
+impl Template {
+    /// The request at `now`; `deny` sends it to a tenant no one holds.
+    fn request(&self, now: Timestamp, deny: bool) -> Request {
         Request {
-            principal: t.principal.clone(),
-            action: t.action.clone(),
+            principal: self.principal.clone(),
+            action: self.action.clone(),
             resource: Resource {
-                resource_type: t.resource_type.clone(),
-                id: t.id.clone(),
+                resource_type: self.resource_type.clone(),
+                id: self.id.clone(),
                 tenant: if deny {
                     Some("no-such-tenant".to_owned())
                 } else {
-                    t.tenant.clone()
+                    self.tenant.clone()
                 },
                 attributes: Default::default(),
             },
@@ -112,9 +154,9 @@ impl Workload {
                 authenticated_at: Some(now),
                 last_activity: Some(now),
                 factors: vec![Factor::Password, Factor::Totp],
-                elevated_role: t.elevated_role.clone(),
-                elevated_at: t.elevated_role.as_ref().map(|_| now),
-                network: t.network.clone(),
+                elevated_role: self.elevated_role.clone(),
+                elevated_at: self.elevated_role.as_ref().map(|_| now),
+                network: self.network.clone(),
                 ..Session::default()
             },
             at: Some(now),
@@ -167,5 +209,27 @@ mod tests {
             .filter(|_| snapshot.check(&w.draw(&mut rng, now), Overlay::empty()).is_allowed())
             .count();
         assert!((300..=950).contains(&allowed), "{allowed} of 1000 allowed");
+    }
+
+    #[test]
+    fn the_probe_principal_is_allowed_and_leaves_the_rest_of_the_load() {
+        let bytes = include_bytes!("../../examples/clinic-portal.yaml");
+        let bundle = parse_bundle(bytes, Format::Yaml).unwrap();
+        let snapshot = compile(&bundle, 1).unwrap();
+        let mut w = Workload::from_bundle(&bundle, 1.1).unwrap();
+        let now = Timestamp(1_795_428_000);
+        let probe = w
+            .split_probe(|r| snapshot.check(r, Overlay::empty()).is_allowed(), now)
+            .unwrap();
+        let who = probe.sole_principal().unwrap().to_owned();
+        let mut rng = SmallRng::seed_from_u64(5);
+        for _ in 0..200 {
+            assert!(
+                snapshot
+                    .check(&probe.draw(&mut rng, now), Overlay::empty())
+                    .is_allowed()
+            );
+            assert_ne!(w.draw(&mut rng, now).principal, who);
+        }
     }
 }
