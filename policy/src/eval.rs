@@ -360,7 +360,7 @@ impl Snapshot {
                 AccountStatus::Locked => Some(Reason::AccountLocked),
                 AccountStatus::Active => p
                     .dormancy
-                    .filter(|(last, cut)| now.exceeds(*last, *cut))
+                    .filter(|(last, cut)| overlay.is_dormant(p.id, *last, *cut, now))
                     .map(|_| Reason::AccountDormant),
             }
         };

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod access;
+pub mod activity;
 pub mod bundle;
 mod compile;
 pub mod decision;
@@ -39,6 +40,7 @@ pub mod time;
 mod validate;
 
 pub use access::{AccessPath, Condition, Target};
+pub use activity::Activity;
 pub use bundle::{Bundle, PolicyTest, PolicyTestFile, Scope};
 pub use compile::{CompileError, CompileOptions, compile, compile_with};
 pub use decision::{Decision, Effect, Flags, Reason, RuleRef};

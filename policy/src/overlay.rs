@@ -1,5 +1,6 @@
 //! Changes that act before the next snapshot: revocations (R6) and temporary grants (R11).
 
+use crate::activity::Activity;
 use crate::bundle::Scope;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,10 @@ pub struct Overlay {
     /// Number of the last change this overlay includes (the server's consistency token).
     #[serde(default)]
     pub seq: u64,
+    /// Authentications the server observed (R7): an account the bundle calls dormant is
+    /// not, when one of these falls within the cut-off. Shared, not serialized.
+    #[serde(skip)]
+    pub activity: Activity,
 }
 
 /// A grant added since the snapshot, always with an expiry (R11).
@@ -48,6 +53,16 @@ impl Overlay {
     /// Whether `principal` was revoked (R6).
     pub fn is_revoked(&self, principal: &str) -> bool {
         !self.revoked.is_empty() && self.revoked.contains(principal)
+    }
+
+    /// R7: whether an account whose bundle `last` activity is more than `cutoff` before
+    /// `now` has no observed authentication within the cut-off either.
+    pub fn is_dormant(&self, principal: &str, last: Timestamp, cutoff: crate::time::Seconds, now: Timestamp) -> bool {
+        now.exceeds(last, cutoff)
+            && self
+                .activity
+                .latest(principal)
+                .is_none_or(|seen| now.exceeds(seen, cutoff))
     }
 
     /// Temporary grants of `principal`, in the order they were added.

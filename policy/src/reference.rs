@@ -307,7 +307,10 @@ fn account_problem(bundle: &Bundle, overlay: &Overlay, p: &Principal, now: Times
         s.dormant_after
     };
     match (cutoff, p.last_activity) {
-        (Some(c), Some(last)) if now.exceeds(last, c) => Some(Reason::AccountDormant),
+        // The latest of the bundle's record and what the server observed (R7).
+        (Some(c), Some(last)) if now.exceeds(last.max(overlay.activity.latest(&p.id).unwrap_or(last)), c) => {
+            Some(Reason::AccountDormant)
+        }
         _ => None,
     }
 }

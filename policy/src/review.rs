@@ -2,6 +2,7 @@
 //! tables that the command line prints as text, CSV, JSON or Markdown.
 
 use crate::access::Target;
+use crate::activity::Activity;
 use crate::bundle::{Bundle, Grant, PrincipalKind, Role};
 use crate::snapshot::Snapshot;
 use crate::time::Timestamp;
@@ -197,8 +198,9 @@ pub fn temporary(bundle: &Bundle, now: Timestamp) -> Report {
     r
 }
 
-/// A3 (R7): accounts past their dormancy cut-off at `now`, and accounts with no recorded activity.
-pub fn dormant(bundle: &Bundle, now: Timestamp) -> Report {
+/// A3 (R7): accounts past their dormancy cut-off at `now`, and accounts with no recorded
+/// activity. Last activity is the latest of the bundle's and what the server `observed`.
+pub fn dormant(bundle: &Bundle, observed: &Activity, now: Timestamp) -> Report {
     let s = &bundle.settings;
     let mut r = Report::new(
         format!("Dormant accounts at {now}"),
@@ -211,7 +213,8 @@ pub fn dormant(bundle: &Bundle, now: Timestamp) -> Report {
             s.dormant_after
         };
         let Some(cutoff) = cutoff else { continue };
-        let finding = match p.last_activity {
+        let last = p.last_activity.max(observed.latest(&p.id));
+        let finding = match last {
             Some(last) if now.exceeds(last, cutoff) => "dormant: denied (R7)",
             Some(_) => continue,
             None => "no activity recorded",
@@ -219,7 +222,7 @@ pub fn dormant(bundle: &Bundle, now: Timestamp) -> Report {
         r.push(vec![
             p.id.clone(),
             format!("{:?}", p.status).to_lowercase(),
-            time(p.last_activity),
+            time(last),
             cutoff.to_string(),
             finding.to_owned(),
         ]);

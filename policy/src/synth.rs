@@ -298,6 +298,14 @@ pub fn random_overlay(bundle: &Bundle, seed: u64) -> Overlay {
     {
         overlay.revoked.insert(p.to_string());
     }
+    // R7: logins the server observed, some recent and some long ago.
+    for p in &ids {
+        if rng.random_bool(0.2) {
+            overlay
+                .activity
+                .observe(p, Timestamp(BASE_TIME.0 - rng.random_range(0..=200) * DAY));
+        }
+    }
     for i in 0..rng.random_range(0..=2) {
         let (Some(p), Some(role)) = (pick(rng, &ids), pick(rng, &bundle.roles)) else {
             break;

@@ -8,7 +8,7 @@
 )]
 
 use portcullis_policy::review::{self, Report};
-use portcullis_policy::{Bundle, Format, Timestamp, compile, parse_bundle};
+use portcullis_policy::{Activity, Bundle, Format, Timestamp, compile, parse_bundle};
 
 fn example(name: &str) -> Bundle {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -72,13 +72,21 @@ fn review_lists_find_what_a3_asks_for() {
         vec!["lin-support-INC-7781", "max-support-INC-7790"],
         "expired grants are not open"
     );
-    let dormant = review::dormant(&b, now);
+    let observed = Activity::default();
+    let dormant = review::dormant(&b, &observed, now);
     assert_eq!(
         column(&dormant, "principal"),
         vec!["ops-rex", "dev-ned", "svc-pipeline"]
     );
     assert_eq!(column(&dormant, "finding")[1], "dormant: denied (R7)");
     assert_eq!(column(&dormant, "cut-off")[1], "90d");
+    // A login the server observed a day ago takes dev-ned off the list; one from
+    // before the cut-off does not, but becomes the last activity shown.
+    observed.observe("dev-ned", Timestamp(now.0 - 86_400));
+    observed.observe("ops-rex", Timestamp(1));
+    let dormant = review::dormant(&b, &observed, now);
+    assert_eq!(column(&dormant, "principal"), vec!["ops-rex", "svc-pipeline"]);
+    assert_eq!(column(&dormant, "last activity")[0], Timestamp(1).to_string());
     let services = review::service_accounts(&b);
     assert_eq!(
         services.rows,

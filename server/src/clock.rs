@@ -158,6 +158,17 @@ impl TimePolicy {
         Ok(time)
     }
 
+    /// R7: the authentication an allowed decision at `time` proves: the session's
+    /// `authenticated_at`, no later than the server's clock. Only a decision about the
+    /// present proves anything; a what-if question about another time does not.
+    pub fn observed_login(&self, time: DecisionTime, session: &Session) -> Option<Timestamp> {
+        let now = self.clock.now();
+        if time.at.0.abs_diff(now.0) > self.max_skew.unsigned_abs() {
+            return None;
+        }
+        session.authenticated_at.map(|t| t.min(now))
+    }
+
     /// Refuses session times that are negative, later than `at` by more than the skew, or
     /// earlier than the authentication they follow (R9, R10 must not be escapable).
     pub fn check_session(&self, s: &Session, at: Timestamp) -> Result<(), TimeError> {

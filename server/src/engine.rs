@@ -8,8 +8,10 @@ use crate::clock::Clock;
 use crate::store::{Corrupt, OverlayChange, OverlayState, Revocation, Store, StoreError, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
-    CompileError, Format, Overlay, ParseError, Scope, Snapshot, TemporaryGrant, Timestamp, compile, parse_bundle,
+    Activity, CompileError, Format, Overlay, ParseError, Scope, Snapshot, TemporaryGrant, Timestamp, compile,
+    parse_bundle,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -103,6 +105,12 @@ pub struct Engine {
     freshness: Freshness,
     /// Versions refused because they did not verify or compile.
     skipped: AtomicU64,
+    /// R7: latest observed authentication per principal, shared by every overlay published.
+    activity: Activity,
+    /// Observations not yet written to the store.
+    unsynced: std::sync::Mutex<HashMap<String, Timestamp>>,
+    /// Where reading the store's activity left off; also serializes activity syncs.
+    activity_cursor: tokio::sync::Mutex<u64>,
 }
 
 fn format_name(format: Format) -> &'static str {
@@ -128,9 +136,10 @@ impl Engine {
     /// from it (zero: no bound).
     pub async fn open(store: Arc<dyn Store>, clock: Clock, max_staleness: Duration) -> Result<Engine, EngineError> {
         let overlay = store.overlay().await?;
+        let activity = Activity::default();
         let engine = Engine {
             live: ArcSwapOption::empty(),
-            overlay: ArcSwap::from_pointee(overlay.overlay()),
+            overlay: ArcSwap::from_pointee(overlay.overlay(&activity)),
             overlay_seq_tx: tokio::sync::watch::Sender::new(overlay.seq),
             writer: tokio::sync::Mutex::new(Seen { head: 0, overlay }),
             version_tx: tokio::sync::watch::Sender::new(0),
@@ -142,8 +151,12 @@ impl Engine {
                 max_staleness_ms: u64::try_from(max_staleness.as_millis()).unwrap_or(u64::MAX),
             },
             skipped: AtomicU64::new(0),
+            activity,
+            unsynced: std::sync::Mutex::default(),
+            activity_cursor: tokio::sync::Mutex::new(0),
         };
         engine.catch_up().await?;
+        engine.sync_activity().await?;
         Ok(engine)
     }
 
@@ -282,8 +295,58 @@ impl Engine {
     }
 
     fn publish_overlay(&self, state: &OverlayState) {
-        self.overlay.store(Arc::new(state.overlay()));
+        self.overlay.store(Arc::new(state.overlay(&self.activity)));
         self.overlay_seq_tx.send_replace(state.seq);
+    }
+
+    /// R7: records that `principal` authenticated at `at` (an allowed check proved it);
+    /// shared with the store at the next `sync_activity`. Takes no lock unless `at` is
+    /// newer than what is known, which happens once per session.
+    pub fn observe_activity(&self, principal: &str, at: Timestamp) {
+        if self.activity.observe(principal, at)
+            && let Ok(mut unsynced) = self.unsynced.lock()
+        {
+            let t = unsynced.entry(principal.to_owned()).or_insert(at);
+            *t = (*t).max(at);
+        }
+    }
+
+    /// Principals with an observed authentication.
+    pub fn observed_activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// Writes the observations made since the last sync to the store in one batch, then
+    /// takes in what other replicas recorded. Observations leave the pending set only once
+    /// the store has them, so a failed or cancelled sync loses nothing.
+    pub async fn sync_activity(&self) -> Result<(), EngineError> {
+        let mut cursor = self.activity_cursor.lock().await;
+        let batch: Vec<(String, Timestamp)> = self
+            .unsynced
+            .lock()
+            .map(|u| u.iter().map(|(p, t)| (p.clone(), *t)).collect())
+            .unwrap_or_default();
+        if !batch.is_empty() {
+            self.store.record_activity(&batch).await?;
+            if let Ok(mut unsynced) = self.unsynced.lock() {
+                for (p, at) in &batch {
+                    if unsynced.get(p).is_some_and(|t| t <= at) {
+                        unsynced.remove(p);
+                    }
+                }
+            }
+        }
+        let (seen, next) = self.store.activity_since(*cursor).await?;
+        for (p, at) in seen {
+            self.activity.observe(&p, at);
+        }
+        *cursor = next;
+        Ok(())
+    }
+
+    /// Observations not yet written to the store.
+    pub fn unsynced_activity(&self) -> usize {
+        self.unsynced.lock().map_or(0, |u| u.len())
     }
 
     /// Parses, validates, compiles (off the async threads), commits, then swaps. When

@@ -1,6 +1,7 @@
 //! Portcullis server crate: the gRPC decision server (`portcullis serve`), its snapshot
 //! store and admin API, and the command line for authors and operators.
 
+pub mod activity;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -202,6 +202,18 @@ impl Metrics {
                 "Stored versions refused because they did not verify or compile.",
                 engine.skipped_versions() as f64,
             ),
+            (
+                "portcullis_activity_principals",
+                "gauge",
+                "Principals with an observed authentication (R7 dormancy).",
+                engine.observed_activity().len() as f64,
+            ),
+            (
+                "portcullis_activity_unsynced",
+                "gauge",
+                "Observed authentications not yet written to the store.",
+                engine.unsynced_activity() as f64,
+            ),
         ];
         if engine.store().shared() {
             scalars.push((

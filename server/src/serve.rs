@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub store_max_staleness: Option<String>,
     /// Longest wait for `min_version` / `min_overlay_seq` to arrive, e.g. `1s`.
     pub consistency_wait: Option<String>,
+    /// How often observed logins (R7) are written to the store and read back, e.g. `3s`.
+    pub activity_sync_interval: Option<String>,
     /// Accepted admin tokens, as hex SHA-256 digests (`portcullis token-digest`).
     #[serde(default)]
     pub admin_token_sha256: Vec<String>,
@@ -99,6 +101,8 @@ pub struct ServeConfig {
     pub store_max_staleness: Duration,
     /// Longest wait for a request's `min_version` or `min_overlay_seq`.
     pub consistency_wait: Duration,
+    /// How often observed logins (R7) are shared through the store.
+    pub activity_sync_interval: Duration,
     /// Bundle that seeds an empty store.
     pub seed_bundle: Option<PathBuf>,
     /// Admin tokens.
@@ -176,6 +180,7 @@ impl ServeConfig {
             store_poll_interval: Duration::from_secs(5),
             store_max_staleness: Duration::from_secs(30),
             consistency_wait: Duration::from_secs(1),
+            activity_sync_interval: Duration::from_secs(3),
             seed_bundle: None,
             admin_tokens: Tokens::default(),
             check_tokens: Tokens::default(),
@@ -213,6 +218,12 @@ impl ServeConfig {
         }
         if let Some(t) = &file.consistency_wait {
             self.consistency_wait = duration("consistency_wait", t)?;
+        }
+        if let Some(t) = &file.activity_sync_interval {
+            self.activity_sync_interval = duration("activity_sync_interval", t)?;
+            if self.activity_sync_interval.is_zero() {
+                bail!("activity_sync_interval must be longer than zero");
+            }
         }
         for d in &file.admin_token_sha256 {
             self.admin_tokens.add_digest_hex(d).map_err(anyhow::Error::msg)?;
@@ -406,6 +417,8 @@ pub async fn run(
         );
     }
 
+    let activity = crate::activity::spawn(engine.clone(), cfg.activity_sync_interval);
+
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -452,6 +465,8 @@ pub async fn run(
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await?;
+    activity.abort();
+    crate::activity::flush(&engine).await;
     if let Some(audit) = &telemetry.audit {
         audit.close().await;
         let (written, dropped, refused, errors) = audit.counters();

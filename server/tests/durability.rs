@@ -81,7 +81,7 @@ async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
         let mut child = spawn_serve(&dir, port, &[]);
         let mut a = PolicyAdminServiceClient::new(connect(port).await);
         let before = a
-            .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
+            .get_snapshot_info(admin(pb::GetSnapshotInfoRequest::default()))
             .await
             .unwrap()
             .into_inner()
@@ -118,7 +118,7 @@ async fn kill_9_during_pushes_keeps_every_acknowledged_version() {
         let channel = connect(port).await;
         let mut a = PolicyAdminServiceClient::new(channel.clone());
         let live = a
-            .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
+            .get_snapshot_info(admin(pb::GetSnapshotInfoRequest::default()))
             .await
             .unwrap()
             .into_inner()

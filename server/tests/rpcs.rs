@@ -208,7 +208,7 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
     .await
     .unwrap();
     let info = a
-        .get_snapshot_info(admin(pb::GetSnapshotInfoRequest {}))
+        .get_snapshot_info(admin(pb::GetSnapshotInfoRequest::default()))
         .await
         .unwrap()
         .into_inner();

@@ -170,6 +170,7 @@ impl PolicyAdminService for AdminApi {
         let span = self.telemetry.span("GetSnapshotInfo", &request);
         async move {
             let _timer = self.telemetry.metrics.time("GetSnapshotInfo");
+            let include_activity = request.get_ref().include_activity;
             let live = self.engine.live();
             let state = self.engine.overlay_state().await;
             let stats = live.as_ref().map(|l| l.snapshot.stats()).unwrap_or_default();
@@ -198,6 +199,16 @@ impl PolicyAdminService for AdminApi {
                         expires_at: g.expires.0,
                     })
                     .collect(),
+                observed_activity: if include_activity {
+                    self.engine
+                        .observed_activity()
+                        .entries()
+                        .into_iter()
+                        .map(|(p, t)| (p, t.0))
+                        .collect()
+                } else {
+                    Default::default()
+                },
             }))
         }
         .instrument(span)

@@ -91,6 +91,11 @@ impl AuthorizationApi {
         } else {
             live.snapshot.check(&request, overlay)
         };
+        if d.is_allowed()
+            && let Some(login) = self.time.observed_login(time, &request.session)
+        {
+            self.engine.observe_activity(&request.principal, login);
+        }
         self.telemetry.metrics.decision(d.effect, d.reason);
         let wire = convert::decision(&live.snapshot, d, hide, overlay.seq);
         Ok(self

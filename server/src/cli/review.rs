@@ -6,7 +6,7 @@ use crate::client::Remote;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use portcullis_policy::review::{self, Report};
-use portcullis_policy::{Bundle, Format, Timestamp, compile, parse_bundle};
+use portcullis_policy::{Activity, Bundle, Format, Timestamp, compile, parse_bundle};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::policy_admin_service_client::PolicyAdminServiceClient;
 use std::path::PathBuf;
@@ -88,36 +88,44 @@ fn fetch(remote: &Remote, version: Option<u64>) -> Result<Bundle> {
     })
 }
 
-/// Temporary grants of the server's overlay, as rows of the temporary report.
-fn overlay_grants(remote: &Remote) -> Result<Vec<Vec<String>>> {
+/// The server's live state: its overlay and what it observed.
+fn live_state(remote: &Remote) -> Result<pb::GetSnapshotInfoResponse> {
     runtime()?.block_on(async {
         let mut client = PolicyAdminServiceClient::new(remote.channel().await?);
-        let info = client
-            .get_snapshot_info(remote.request(pb::GetSnapshotInfoRequest {})?)
+        Ok(client
+            .get_snapshot_info(remote.request(pb::GetSnapshotInfoRequest { include_activity: true })?)
             .await?
-            .into_inner();
-        Ok(info
-            .temporary_grants
-            .into_iter()
-            .map(|g| {
-                vec![
-                    Timestamp(g.expires_at).to_string(),
-                    g.principal,
-                    g.role,
-                    g.scope,
-                    g.id,
-                    "overlay".to_owned(),
-                ]
-            })
-            .collect())
+            .into_inner())
     })
 }
 
+/// Temporary grants of the server's overlay, as rows of the temporary report.
+fn overlay_grants(info: &pb::GetSnapshotInfoResponse) -> Vec<Vec<String>> {
+    info.temporary_grants
+        .iter()
+        .map(|g| {
+            vec![
+                Timestamp(g.expires_at).to_string(),
+                g.principal.clone(),
+                g.role.clone(),
+                g.scope.clone(),
+                g.id.clone(),
+                "overlay".to_owned(),
+            ]
+        })
+        .collect()
+}
+
 pub(super) fn run(args: ReviewArgs) -> Result<ExitCode> {
-    let bundle = match &args.bundle {
-        Some(path) => read_bundle(path)?,
-        None => fetch(&args.remote, None)?,
+    let (bundle, live) = match &args.bundle {
+        Some(path) => (read_bundle(path)?, None),
+        None => (fetch(&args.remote, None)?, Some(live_state(&args.remote)?)),
     };
+    // R7: logins the fleet observed count as activity, as they do in checks.
+    let observed = Activity::default();
+    for (p, t) in live.iter().flat_map(|l| &l.observed_activity) {
+        observed.observe(p, Timestamp(*t));
+    }
     let snapshot = compile(&bundle, 0).context("the bundle does not compile")?;
     let now = args.at.unwrap_or_else(Timestamp::now);
     let mut reports = match &args.report {
@@ -125,20 +133,20 @@ pub(super) fn run(args: ReviewArgs) -> Result<ExitCode> {
         ReportKind::Principal { principal } => vec![review::principal_access(&snapshot, principal)],
         ReportKind::Privileged => vec![review::privileged(&bundle)],
         ReportKind::Temporary => vec![review::temporary(&bundle, now)],
-        ReportKind::Dormant => vec![review::dormant(&bundle, now)],
+        ReportKind::Dormant => vec![review::dormant(&bundle, &observed, now)],
         ReportKind::Approvals => vec![review::approvals(&bundle)],
         ReportKind::ServiceAccounts => vec![review::service_accounts(&bundle)],
         ReportKind::All => vec![
             review::privileged(&bundle),
             review::temporary(&bundle, now),
-            review::dormant(&bundle, now),
+            review::dormant(&bundle, &observed, now),
             review::approvals(&bundle),
             review::service_accounts(&bundle),
         ],
     };
-    if args.bundle.is_none() {
+    if let Some(live) = &live {
         for r in reports.iter_mut().filter(|r| r.title.starts_with("Temporary grants")) {
-            r.rows.extend(overlay_grants(&args.remote)?);
+            r.rows.extend(overlay_grants(live));
         }
     }
     print!("{}", render(&reports, args.format));

@@ -2,10 +2,12 @@
 //! name, fsynced, renamed, and the directory fsynced, so an acknowledged version survives a
 //! crash at any moment. Each file carries a SHA-256 of its bundle; a file that does not
 //! verify is reported and skipped, never half-loaded. The overlay is one file holding its
-//! fold, rewritten the same way on every change. One server owns the directory.
+//! fold, rewritten the same way on every change; observed activity (R7) is one more file,
+//! rewritten on each batch. One server owns the directory.
 
 use super::{Corrupt, OverlayChange, OverlayState, Store, StoreError, VersionMeta, content_hash};
 use portcullis_policy::Timestamp;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -17,25 +19,33 @@ pub struct FileStore {
     dir: PathBuf,
     /// The overlay as persisted; held so a change can be folded and rewritten.
     overlay: Arc<Mutex<OverlayState>>,
+    /// Latest observed authentication per principal (R7), as persisted.
+    activity: Arc<Mutex<BTreeMap<String, Timestamp>>>,
 }
 
 const VERSIONS: &str = "versions";
 const OVERLAY: &str = "overlay.json";
+const ACTIVITY: &str = "activity.json";
+
+/// A JSON file of the data directory, or `T::default()` when there is none yet.
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> io::Result<T> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| io::Error::other(format!("`{}` is unreadable: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e),
+    }
+}
 
 impl FileStore {
     /// Opens (creating if needed) a data directory.
     pub fn open(dir: &Path) -> io::Result<FileStore> {
         fs::create_dir_all(dir.join(VERSIONS))?;
         sync_dir(dir)?;
-        let overlay = match fs::read(dir.join(OVERLAY)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| io::Error::other(format!("`{}` is unreadable: {e}", dir.join(OVERLAY).display())))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => OverlayState::default(),
-            Err(e) => return Err(e),
-        };
         Ok(FileStore {
             dir: dir.to_path_buf(),
-            overlay: Arc::new(Mutex::new(overlay)),
+            overlay: Arc::new(Mutex::new(read_json(&dir.join(OVERLAY))?)),
+            activity: Arc::new(Mutex::new(read_json(&dir.join(ACTIVITY))?)),
         })
     }
 
@@ -251,8 +261,34 @@ impl Store for FileStore {
         })
         .await
     }
+
+    async fn record_activity(&self, observed: &[(String, Timestamp)]) -> Result<(), StoreError> {
+        let (me, observed) = (self.clone(), observed.to_vec());
+        blocking(move || {
+            let mut stored = me.activity.lock().map_err(|_| poisoned())?;
+            let mut next = stored.clone();
+            for (principal, at) in observed {
+                let t = next.entry(principal).or_insert(at);
+                *t = (*t).max(at);
+            }
+            let bytes = serde_json::to_vec(&next).map_err(io::Error::other)?;
+            write_atomically(&me.dir.join(ACTIVITY), &bytes)?;
+            *stored = next;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn activity_since(&self, cursor: u64) -> Result<(Vec<(String, Timestamp)>, u64), StoreError> {
+        // Only this server writes here: after the first read there is nothing new.
+        if cursor > 0 {
+            return Ok((Vec::new(), cursor));
+        }
+        let stored = self.activity.lock().map_err(|_| poisoned())?;
+        Ok((stored.iter().map(|(p, t)| (p.clone(), *t)).collect(), 1))
+    }
 }
 
 fn poisoned() -> StoreError {
-    StoreError::Io(io::Error::other("overlay lock poisoned by an earlier failure"))
+    StoreError::Io(io::Error::other("store lock poisoned by an earlier failure"))
 }

@@ -15,6 +15,7 @@ pub mod postgres;
 pub use file::{FileStore, write_private};
 pub use overlay::{OverlayChange, OverlayState, Revocation};
 
+use portcullis_policy::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -109,6 +110,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Durably appends `change` as number `seen_seq + 1`; `Conflict` when another writer
     /// got there first.
     async fn append_change(&self, seen_seq: u64, change: &OverlayChange) -> Result<u64, StoreError>;
+    /// R7: raises each principal's stored latest authentication to the one given, never
+    /// lowering it, durably.
+    async fn record_activity(&self, observed: &[(String, Timestamp)]) -> Result<(), StoreError>;
+    /// R7: authentications recorded after `cursor` (0: all of them), and the cursor to
+    /// pass next time.
+    async fn activity_since(&self, cursor: u64) -> Result<(Vec<(String, Timestamp)>, u64), StoreError>;
 }
 
 /// SHA-256 of `bytes`, hex.

@@ -1,6 +1,6 @@
 //! The overlay as a log of changes (R6 revocations, R11 temporary grants) and its fold.
 
-use portcullis_policy::{Overlay, Scope, TemporaryGrant, Timestamp};
+use portcullis_policy::{Activity, Overlay, Scope, TemporaryGrant, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -103,10 +103,11 @@ impl OverlayState {
         self.seq = seq;
     }
 
-    /// The form checks consult.
-    pub fn overlay(&self) -> Overlay {
+    /// The form checks consult, with the server's observed `activity` (R7).
+    pub fn overlay(&self, activity: &Activity) -> Overlay {
         let mut o = Overlay {
             seq: self.seq,
+            activity: activity.clone(),
             ..Overlay::default()
         };
         o.revoked.extend(self.revoked.keys().cloned());
@@ -150,7 +151,7 @@ mod tests {
         );
         assert_eq!(s.seq, 2);
         assert_eq!(s.temporary[0].id, "temporary-1");
-        assert!(s.overlay().is_revoked("ann"));
+        assert!(s.overlay(&Activity::default()).is_revoked("ann"));
         s.apply(
             3,
             &OverlayChange::Reinstate {
@@ -159,7 +160,7 @@ mod tests {
             },
             Timestamp(200),
         );
-        assert!(!s.overlay().is_revoked("ann"));
+        assert!(!s.overlay(&Activity::default()).is_revoked("ann"));
         assert!(s.temporary.is_empty(), "expired at 200");
     }
 

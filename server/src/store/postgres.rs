@@ -2,7 +2,9 @@
 //!
 //! Tables (see `MIGRATIONS`): `portcullis_versions` (one row per version, bundle bytes and
 //! their SHA-256), `portcullis_overlay_changes` (the append-only overlay log) and
-//! `portcullis_heads` (the newest version number and overlay sequence, one row each). A
+//! `portcullis_heads` (the newest version number and overlay sequence, one row each), and
+//! `portcullis_activity` (R7: each principal's latest observed authentication, stamped
+//! with the number of the batch that last raised it). A
 //! write moves its head with `UPDATE … WHERE value = <seen>`: the row lock serializes
 //! writers, the condition is the compare-and-swap, and a rolled-back transaction leaves no
 //! gap. Every commit sends `NOTIFY portcullis_changes`; a listener task turns those into
@@ -24,7 +26,8 @@ pub const CHANNEL: &str = "portcullis_changes";
 const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c;
 
 /// Schema migrations, in order; the schema version is how many have been applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE portcullis_versions (
     version     bigint PRIMARY KEY,
     parent      bigint NOT NULL,
@@ -47,7 +50,17 @@ CREATE TABLE portcullis_heads (
     value bigint NOT NULL
 );
 INSERT INTO portcullis_heads (name, value) VALUES ('version', 0), ('overlay', 0);
-"];
+",
+    r"
+CREATE TABLE portcullis_activity (
+    principal        text   PRIMARY KEY,
+    authenticated_at bigint NOT NULL,
+    seq              bigint NOT NULL
+);
+CREATE INDEX portcullis_activity_by_seq ON portcullis_activity (seq);
+INSERT INTO portcullis_heads (name, value) VALUES ('activity', 0);
+",
+];
 
 /// A PostgreSQL database holding the fleet's history.
 #[derive(Debug)]
@@ -421,5 +434,52 @@ impl Store for PgStore {
         notify(&mut tx, format!("overlay:{seq}")).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(seq)
+    }
+
+    async fn record_activity(&self, observed: &[(String, Timestamp)]) -> Result<(), StoreError> {
+        // One row per principal: an upsert may not touch the same row twice.
+        let mut latest = std::collections::BTreeMap::new();
+        for (p, t) in observed {
+            let e = latest.entry(p.as_str()).or_insert(t.0);
+            *e = (*e).max(t.0);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let (principals, times): (Vec<&str>, Vec<i64>) = latest.into_iter().unzip();
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // The head's row lock orders batches by commit, so a reader that has seen batch n
+        // has seen every batch before it.
+        let batch: i64 =
+            sqlx::query_scalar("UPDATE portcullis_heads SET value = value + 1 WHERE name = 'activity' RETURNING value")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO portcullis_activity (principal, authenticated_at, seq)
+             SELECT p, t, $3 FROM unnest($1::text[], $2::bigint[]) AS u(p, t)
+             ON CONFLICT (principal) DO UPDATE
+                 SET authenticated_at = EXCLUDED.authenticated_at, seq = EXCLUDED.seq
+                 WHERE portcullis_activity.authenticated_at < EXCLUDED.authenticated_at",
+        )
+        .bind(principals)
+        .bind(times)
+        .bind(batch)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn activity_since(&self, cursor: u64) -> Result<(Vec<(String, Timestamp)>, u64), StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT principal, authenticated_at, seq FROM portcullis_activity WHERE seq > $1 ORDER BY seq",
+        )
+        .bind(to_i64(cursor)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let next = rows.last().map_or(Ok(cursor), |(_, _, seq)| to_u64(*seq))?;
+        Ok((rows.into_iter().map(|(p, t, _)| (p, Timestamp(t))).collect(), next))
     }
 }
