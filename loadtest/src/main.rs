@@ -58,6 +58,9 @@ pub struct Args {
     /// Admin token for pushes and revocations (default: $PORTCULLIS_TOKEN, then data/admin-token).
     #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Token for decision calls, when the server requires a `check` credential.
+    #[arg(long, env = "PORTCULLIS_CHECK_TOKEN", hide_env_values = true)]
+    check_token: Option<String>,
     /// Zipf exponent of principal popularity.
     #[arg(long, default_value_t = 1.1)]
     skew: f64,

@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -27,8 +30,25 @@ pub struct Outcome {
     pub measured: Duration,
 }
 
+/// A decision client that sends the check credential, if one was given.
+type Authz = AuthorizationServiceClient<InterceptedService<Channel, CheckCredential>>;
+
+/// Adds `authorization: Bearer <check token>` to decision calls.
+#[derive(Debug, Clone)]
+struct CheckCredential(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for CheckCredential {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
 struct Ctx {
     workload: Workload,
+    check_credential: CheckCredential,
     reference: Option<Snapshot>,
     mix: Mix,
     batch_size: usize,
@@ -43,6 +63,10 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn authz(&self, channel: &Channel) -> Authz {
+        AuthorizationServiceClient::with_interceptor(channel.clone(), self.check_credential.clone())
+    }
+
     fn finished(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
             || self
@@ -101,8 +125,17 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
     }
     let start = Instant::now();
     let measure_from = start + Duration::from(args.warmup);
+    let check_credential = match &args.check_token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .context("the check token is not a valid header value")?,
+        ),
+        None => None,
+    };
     let ctx = Arc::new(Ctx {
         workload,
+        check_credential: CheckCredential(check_credential),
         reference,
         mix,
         batch_size: args.batch_size.max(1),
@@ -199,7 +232,7 @@ async fn progress(ctx: Arc<Ctx>) {
 
 async fn worker(ctx: Arc<Ctx>, channel: Channel, seed: u64) -> Recorder {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut authz = AuthorizationServiceClient::new(channel.clone());
+    let mut authz = ctx.authz(&channel);
     let mut health = HealthClient::new(channel);
     let mut rec = Recorder::default();
     loop {
@@ -240,7 +273,7 @@ async fn call(
     ctx: &Ctx,
     kind: Kind,
     rng: &mut SmallRng,
-    authz: &mut AuthorizationServiceClient<Channel>,
+    authz: &mut Authz,
     health: &mut HealthClient<Channel>,
     rec: &mut Recorder,
 ) -> Result<u64, tonic::Code> {
@@ -381,7 +414,7 @@ impl Change {
     async fn first_seen(
         &self,
         ctx: &Ctx,
-        authz: &mut AuthorizationServiceClient<Channel>,
+        authz: &mut Authz,
         rng: &mut SmallRng,
         applied: u64,
     ) -> Result<u64, tonic::Code> {
@@ -421,6 +454,7 @@ impl Change {
     /// change again: reinstates the probe and waits until every replica allows it.
     async fn undo(
         &self,
+        ctx: &Ctx,
         via: &Channel,
         replicas: &[(String, Channel)],
         token: Option<&str>,
@@ -443,7 +477,8 @@ impl Change {
         for (_, channel) in replicas {
             let mut wire = to_wire(&probe.draw(&mut rng, Timestamp::now()));
             wire.min_overlay_seq = seq;
-            let d = AuthorizationServiceClient::new(channel.clone())
+            let d = ctx
+                .authz(channel)
                 .check(wire)
                 .await
                 .map_err(|s| s.code())?
@@ -504,7 +539,7 @@ async fn changer(
             .enumerate()
             .map(|(i, (_, channel))| {
                 let (ctx, change) = (ctx.clone(), change.clone());
-                let mut authz = AuthorizationServiceClient::new(channel.clone());
+                let mut authz = ctx.authz(channel);
                 let mut rng = SmallRng::seed_from_u64(0x9e37 ^ (round * 31 + i) as u64);
                 tokio::spawn(async move {
                     let outcome = change.first_seen(&ctx, &mut authz, &mut rng, applied).await;
@@ -516,7 +551,7 @@ async fn changer(
         for p in probes {
             seen.push(p.await.unwrap_or((Instant::now(), Err(tonic::Code::Internal))));
         }
-        let undone = change.undo(via, &replicas, token.as_deref()).await;
+        let undone = change.undo(&ctx, via, &replicas, token.as_deref()).await;
         if !measured {
             continue;
         }

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod follow;
 pub mod metrics;
 pub mod otel;
+pub mod scopes;
 pub mod serve;
 pub mod status;
 pub mod store;

@@ -2,10 +2,11 @@
 
 use crate::api::{AdminApi, AuthorizationApi, Limits, Telemetry};
 use crate::audit::{Audit, Coverage, SinkConfig};
-use crate::auth::{AdminCredential, Tokens, generate_token};
+use crate::auth::generate_token;
 use crate::clock::TimePolicy;
 use crate::engine::{Engine, EngineError, Push};
 use crate::metrics::Metrics;
+use crate::scopes::{AccessLayer, AccessPolicy, Credentials, Scope};
 use crate::store::{StoreError, write_private};
 use anyhow::{Context, Result, bail};
 use portcullis_policy::Format;
@@ -18,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -44,12 +44,18 @@ pub struct FileConfig {
     pub consistency_wait: Option<String>,
     /// How often observed logins (R7) are written to the store and read back, e.g. `3s`.
     pub activity_sync_interval: Option<String>,
-    /// Accepted admin tokens, as hex SHA-256 digests (`portcullis token-digest`).
+    /// Accepted admin tokens (scope `admin`), as hex SHA-256 digests (`portcullis token-digest`).
     #[serde(default)]
     pub admin_token_sha256: Vec<String>,
-    /// Accepted check tokens; when any is set, check calls need one.
+    /// Accepted check tokens (scope `check`); when any is set, check calls need a credential.
     #[serde(default)]
     pub check_token_sha256: Vec<String>,
+    /// Named credentials with their scopes: `[[credentials]]` tables.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    /// Admit check calls without a credential on a non-loopback listener when no check
+    /// credential is configured (refused by default).
+    pub allow_open_checks: Option<bool>,
     /// TLS certificate chain (PEM).
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
@@ -105,10 +111,11 @@ pub struct ServeConfig {
     pub activity_sync_interval: Duration,
     /// Bundle that seeds an empty store.
     pub seed_bundle: Option<PathBuf>,
-    /// Admin tokens.
-    pub admin_tokens: Tokens,
-    /// Check tokens (empty: check calls need none).
-    pub check_tokens: Tokens,
+    /// Who may call what (tokens and client certificates with their scopes).
+    pub credentials: Credentials,
+    /// Admit check calls without a credential on a non-loopback listener when no check
+    /// credential is configured.
+    pub allow_open_checks: bool,
     /// TLS identity and optional client CA.
     pub tls: Option<TlsFiles>,
     /// Allow plaintext on a non-loopback address.
@@ -170,6 +177,20 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// One `[[credentials]]` entry: a token digest or a client certificate name, and scopes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Shown in audit records and refusals.
+    pub name: String,
+    /// Hex SHA-256 of the bearer token.
+    pub token_sha256: Option<String>,
+    /// A client certificate's subject common name, or a DNS or URI alternative name.
+    pub certificate: Option<String>,
+    /// `check`, `review`, `admin`.
+    pub scopes: Vec<String>,
+}
+
 impl ServeConfig {
     /// Defaults: loopback port 50051, `./data`, no tokens (one is generated), no TLS.
     pub fn new(data_dir: PathBuf) -> Self {
@@ -182,8 +203,8 @@ impl ServeConfig {
             consistency_wait: Duration::from_secs(1),
             activity_sync_interval: Duration::from_secs(3),
             seed_bundle: None,
-            admin_tokens: Tokens::default(),
-            check_tokens: Tokens::default(),
+            credentials: Credentials::default(),
+            allow_open_checks: false,
             tls: None,
             insecure: false,
             limits: Limits::default(),
@@ -194,6 +215,31 @@ impl ServeConfig {
             metrics_listen: None,
             otlp_endpoint: None,
         }
+    }
+
+    /// Adds one `[[credentials]]` entry.
+    fn add_credential(&mut self, c: &CredentialConfig) -> Result<()> {
+        let scopes = c
+            .scopes
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("credential `{}`: {e}", c.name))?;
+        if scopes.is_empty() {
+            bail!("credential `{}` has no scopes", c.name);
+        }
+        match (&c.token_sha256, &c.certificate) {
+            (Some(d), None) => self
+                .credentials
+                .add_token_digest(&c.name, d, &scopes)
+                .map_err(|e| anyhow::anyhow!("credential `{}`: {e}", c.name))?,
+            (None, Some(subject)) => self.credentials.add_certificate(&c.name, subject, &scopes),
+            _ => bail!(
+                "credential `{}` needs exactly one of `token_sha256` and `certificate`",
+                c.name
+            ),
+        }
+        Ok(())
     }
 
     /// Applies a config file's settings.
@@ -226,11 +272,19 @@ impl ServeConfig {
             }
         }
         for d in &file.admin_token_sha256 {
-            self.admin_tokens.add_digest_hex(d).map_err(anyhow::Error::msg)?;
+            self.credentials
+                .add_token_digest("admin", d, &[Scope::Admin])
+                .map_err(anyhow::Error::msg)?;
         }
         for d in &file.check_token_sha256 {
-            self.check_tokens.add_digest_hex(d).map_err(anyhow::Error::msg)?;
+            self.credentials
+                .add_token_digest("check", d, &[Scope::Check])
+                .map_err(anyhow::Error::msg)?;
         }
+        for c in &file.credentials {
+            self.add_credential(c)?;
+        }
+        self.allow_open_checks |= file.allow_open_checks.unwrap_or(false);
         match (file.tls_cert, file.tls_key) {
             (Some(cert), Some(key)) => {
                 self.tls = Some(TlsFiles {
@@ -307,7 +361,7 @@ pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
     {
         seed_store(&engine, seed).await?;
     }
-    if cfg.admin_tokens.is_empty() {
+    if !cfg.credentials.any_with(Scope::Admin) {
         let path = cfg.data_dir.join("admin-token");
         let token = match std::fs::read_to_string(&path) {
             Ok(t) => t.trim().to_owned(),
@@ -317,7 +371,7 @@ pub async fn prepare(cfg: &mut ServeConfig) -> Result<Arc<Engine>> {
                 t
             }
         };
-        cfg.admin_tokens.add_plain(&token);
+        cfg.credentials.add_token("admin", &token, &[Scope::Admin]);
         tracing::warn!(
             "no admin token configured; using the one in {} (readable by its owner only)",
             path.display()
@@ -385,6 +439,12 @@ pub async fn run(
     if cfg.tls.is_none() && !addr.ip().is_loopback() && !cfg.insecure {
         bail!("refusing to serve plaintext on non-loopback address {addr}: configure TLS or pass --insecure");
     }
+    let open_checks = !cfg.credentials.any_for_checks();
+    if open_checks && !addr.ip().is_loopback() && !cfg.allow_open_checks {
+        bail!(
+            "refusing to serve checks without a credential on non-loopback address {addr}: configure a check token or credential, or pass --allow-open-checks"
+        );
+    }
     let telemetry = Telemetry {
         spans: cfg.otlp_endpoint.is_some(),
         metrics: Arc::new(Metrics::default()),
@@ -424,33 +484,22 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let admin_tokens = cfg.admin_tokens.clone();
-    let admin = InterceptedService::new(
-        PolicyAdminServiceServer::new(AdminApi::new(engine.clone(), cfg.limits, telemetry.clone()))
-            .max_decoding_message_size(cfg.limits.max_bundle_bytes.saturating_add(64 << 10)),
-        move |req: tonic::Request<()>| admin_tokens.check(&req).map(|()| req),
-    );
-    let check_tokens = cfg.check_tokens.clone();
-    let admin_tokens = cfg.admin_tokens.clone();
-    let authz = InterceptedService::new(
-        AuthorizationServiceServer::new(AuthorizationApi::new(
-            engine.clone(),
-            cfg.limits,
-            telemetry.clone(),
-            cfg.time.clone(),
-            cfg.consistency_wait,
-        ))
-        .max_decoding_message_size(cfg.limits.max_message_bytes),
-        move |mut req: tonic::Request<()>| {
-            if admin_tokens.presented_by(&req) {
-                req.extensions_mut().insert(AdminCredential);
-                Ok(req)
-            } else if check_tokens.is_empty() {
-                Ok(req)
-            } else {
-                check_tokens.check(&req).map(|()| req)
-            }
+    let admin = PolicyAdminServiceServer::new(AdminApi::new(engine.clone(), cfg.limits, telemetry.clone()))
+        .max_decoding_message_size(cfg.limits.max_bundle_bytes.saturating_add(64 << 10));
+    let authz = AuthorizationServiceServer::new(AuthorizationApi::new(
+        engine.clone(),
+        cfg.limits,
+        telemetry.clone(),
+        cfg.time.clone(),
+        cfg.consistency_wait,
+    ))
+    .max_decoding_message_size(cfg.limits.max_message_bytes);
+    let access = AccessLayer::new(
+        AccessPolicy {
+            credentials: cfg.credentials.clone(),
+            open_checks,
         },
+        telemetry.clone(),
     );
 
     let mut builder = Server::builder().timeout(cfg.request_timeout);
@@ -459,6 +508,7 @@ pub async fn run(
     }
     tracing::info!(%addr, version = engine.version(), tls = cfg.tls.is_some(), "serving");
     builder
+        .layer(access)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(authz)

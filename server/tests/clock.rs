@@ -115,13 +115,13 @@ async fn admins_may_ask_what_if_and_batches_and_filters_follow_the_same_rule() {
         .decision
         .unwrap();
     assert_ne!(d.reason, "account_dormant", "evaluated at the admin's time: {d:?}");
-    let s = c.explain(bob.clone()).await.unwrap_err();
+    let s = c.check(bob.clone()).await.unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument, "without the admin token");
     let s = c
-        .explain(with_token(bob.clone(), "not-the-admin-token"))
+        .check(with_token(bob.clone(), "not-the-admin-token"))
         .await
         .unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument, "a wrong token is no admin token");
+    assert_eq!(s.code(), Code::Unauthenticated, "a wrong token is no admin token");
 
     // BatchCheck: the offending item is named.
     let mut skewed = ann_reads();

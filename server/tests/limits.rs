@@ -194,19 +194,6 @@ async fn admin_calls_need_a_valid_token_and_change_nothing_without_one() {
 }
 
 #[tokio::test]
-async fn checks_can_require_a_service_token() {
-    let dir = temp_dir("check-token");
-    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.check_tokens.add_plain("svc-token")).await;
-    let mut c = server.authz().await;
-    assert_eq!(
-        c.check(ann_reads()).await.unwrap_err().code(),
-        tonic::Code::Unauthenticated
-    );
-    assert!(c.check(with_token(ann_reads(), "svc-token")).await.is_ok());
-    server.stop().await.unwrap();
-}
-
-#[tokio::test]
 async fn without_configured_tokens_one_is_generated_owner_only() {
     let dir = temp_dir("generated-token");
     let mut cfg = portcullis_server::serve::ServeConfig::new(dir.clone());
@@ -214,8 +201,9 @@ async fn without_configured_tokens_one_is_generated_owner_only() {
     let path = dir.join("admin-token");
     let token = std::fs::read_to_string(&path).unwrap();
     assert_eq!(token.len(), 64);
-    assert!(cfg.admin_tokens.accepts(&token));
-    assert!(!cfg.admin_tokens.accepts("admin"));
+    let admin = portcullis_server::scopes::Scope::Admin;
+    assert!(cfg.credentials.token(&token).is_some_and(|(_, s)| s.has(admin)));
+    assert!(cfg.credentials.token("admin").is_none());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -40,7 +40,7 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
         "unknown principals are denies, not errors"
     );
 
-    let e = c.explain(ann_reads()).await.unwrap().into_inner().decision.unwrap();
+    let e = c.explain(admin(ann_reads())).await.unwrap().into_inner().decision.unwrap();
     assert!(e.trace.iter().any(|s| s.contains("north-clinicians")), "{:?}", e.trace);
 
     let batch = c
@@ -77,13 +77,13 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
     assert_eq!(f.sql_params.len(), 1);
 
     let subjects = c
-        .list_subjects(pb::ListSubjectsRequest {
+        .list_subjects(admin(pb::ListSubjectsRequest {
             action: "read".into(),
             resource_type: "patient_record".into(),
             tenant: Some("clinic-north".into()),
             resource_id: None,
             min_version: 0,
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -100,10 +100,10 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
     assert!(!who.iter().any(|(p, _)| *p == "dr-bob"), "{who:?}");
 
     let access = c
-        .list_principal_access(pb::ListPrincipalAccessRequest {
+        .list_principal_access(admin(pb::ListPrincipalAccessRequest {
             principal: "mgr-eve".into(),
             min_version: 0,
-        })
+        }))
         .await
         .unwrap()
         .into_inner();

@@ -100,3 +100,43 @@ async fn mutual_tls_admits_certified_clients_only() {
     assert!(refused, "plaintext was served on the TLS port");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_certificate_name_maps_to_scopes_without_a_token() {
+    use portcullis_server::scopes::{METHOD_SCOPES, Scope};
+    let pki = pki();
+    let dir = temp_dir("tls-scopes");
+    let write = |name: &str, pem: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let tls = TlsFiles {
+        cert: write("server.pem", &pki.server.0),
+        key: write("server.key", &pki.server.1),
+        client_ca: Some(write("ca.pem", &pki.ca_pem)),
+    };
+    let server = TestServer::start_with(&dir.join("data"), Some("clinic-portal"), |c| {
+        c.tls = Some(tls);
+        // A check token exists, so checks are not open: the certificate must carry them.
+        c.credentials.add_token("other", "svc-token", &[Scope::Check]);
+        c.credentials
+            .add_certificate("billing", "billing-service", &[Scope::Check, Scope::Review]);
+    })
+    .await;
+    let channel = client(&server, &pki, true).await.unwrap();
+    for (path, need) in METHOD_SCOPES {
+        let got = call_empty(channel.clone(), path, None).await;
+        if *need == Scope::Admin {
+            assert_eq!(got, tonic::Code::PermissionDenied, "{path}");
+        } else {
+            assert!(!refused(got), "{path}: {got:?}");
+        }
+        // The admin token on the same connection adds its scopes.
+        assert!(
+            !refused(call_empty(channel.clone(), path, Some(ADMIN_TOKEN)).await),
+            "{path}"
+        );
+    }
+    server.stop().await.unwrap();
+}

@@ -2,9 +2,9 @@
 //! the caller's identity, the request and the decision.
 
 use crate::audit::{Admit, Audit, AuditRecord};
-use crate::auth::AdminCredential;
 use crate::clock::DecisionTime;
 use crate::metrics::Metrics;
+use crate::scopes::{Identity, Scope};
 use portcullis_policy::bundle::AuditBackpressure;
 use portcullis_policy::{Request, Snapshot};
 use portcullis_proto::v1 as pb;
@@ -32,7 +32,7 @@ pub struct Caller {
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     mtls: bool,
-    admin: bool,
+    identity: Option<Identity>,
 }
 
 impl Caller {
@@ -43,13 +43,34 @@ impl Caller {
             authorization: request.metadata().get("authorization").cloned(),
             traceparent: request.metadata().get("traceparent").cloned(),
             mtls: request.peer_certs().is_some_and(|c| !c.is_empty()),
-            admin: request.extensions().get::<AdminCredential>().is_some(),
+            identity: request.extensions().get::<Identity>().cloned(),
         }
     }
 
-    /// Whether the caller holds the admin token, and so may choose the decision time.
+    /// The same, from the HTTP request before tonic has decoded it (refused calls).
+    pub fn of_http<B>(request: &tonic::codegen::http::Request<B>) -> Caller {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| tonic::metadata::MetadataValue::try_from(v.as_bytes()).ok())
+        };
+        Caller {
+            remote: crate::scopes::peer_address(request),
+            authorization: header("authorization"),
+            traceparent: header("traceparent"),
+            mtls: request
+                .extensions()
+                .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+                .and_then(|i| i.peer_certs())
+                .is_some_and(|c| !c.is_empty()),
+            identity: None,
+        }
+    }
+
+    /// Whether the caller holds the admin scope, and so may choose the decision time.
     pub fn what_if(&self) -> bool {
-        self.admin
+        self.identity.as_ref().is_some_and(|i| i.scopes.has(Scope::Admin))
     }
 
     /// Peer address, token fingerprint (first 12 hex digits of its SHA-256), `mtls`.
@@ -66,6 +87,9 @@ impl Caller {
         }
         if self.mtls {
             client.push_str(" mtls");
+        }
+        if let Some(identity) = &self.identity {
+            client.push_str(&format!(" credential:{}", identity.name));
         }
         client
     }
@@ -154,6 +178,28 @@ impl Telemetry {
             d.rule.clear();
         }
         d
+    }
+
+    /// Records a call refused for want of a credential or scope (who, what, from where).
+    pub async fn refused(&self, caller: &Caller, method: &str, code: &'static str, message: &str) {
+        let Some(audit) = &self.audit else { return };
+        let record = AuditRecord {
+            id: audit.next_id(),
+            time: now_text(),
+            kind: "refused",
+            severity: "high",
+            action: method.to_owned(),
+            outcome: "refused",
+            reason: code.to_owned(),
+            client: caller.client(),
+            trace_id: caller.trace_id(),
+            details: Some(message.to_owned()),
+            replica: self.replica.clone(),
+            ..AuditRecord::default()
+        };
+        if audit.submit(record, AuditBackpressure::Block).await != Admit::Queued {
+            tracing::error!(method, "refused call could not be audited");
+        }
     }
 
     /// Records an admin call (always waits for room in the queue).

@@ -1,5 +1,6 @@
 //! `portcullis serve`.
 
+use crate::scopes::Scope;
 use crate::serve::{FileConfig, ServeConfig, TlsFiles, prepare, run, shutdown_signal};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -45,6 +46,10 @@ pub(super) struct ServeArgs {
     /// Allow plaintext on a non-loopback address.
     #[arg(long)]
     insecure: bool,
+    /// Admit check calls without a credential on a non-loopback address when no check
+    /// token is configured (refused otherwise).
+    #[arg(long)]
+    allow_open_checks: bool,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -91,11 +96,12 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     }
     cfg.seed_bundle = args.bundle;
     if let Some(t) = &args.admin_token {
-        cfg.admin_tokens.add_plain(t);
+        cfg.credentials.add_token("admin", t, &[Scope::Admin]);
     }
     if let Some(t) = &args.check_token {
-        cfg.check_tokens.add_plain(t);
+        cfg.credentials.add_token("check", t, &[Scope::Check]);
     }
+    cfg.allow_open_checks |= args.allow_open_checks;
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         cfg.tls = Some(TlsFiles {
             cert,

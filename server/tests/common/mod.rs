@@ -91,7 +91,8 @@ impl TestServer {
     /// Like `start`, with a chance to change the configuration.
     pub async fn start_with(dir: &Path, seed: Option<&str>, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let mut cfg = ServeConfig::new(dir.to_path_buf());
-        cfg.admin_tokens.add_plain(ADMIN_TOKEN);
+        cfg.credentials
+            .add_token("admin", ADMIN_TOKEN, &[portcullis_server::scopes::Scope::Admin]);
         let clock = Clock::manual(AT);
         cfg.time.clock = clock.clone();
         cfg.seed_bundle = seed.map(example_path);
@@ -227,4 +228,32 @@ pub fn spawn_serve(dir: &Path, port: u16, extra: &[&str]) -> std::process::Child
 
 pub fn is_allow(d: &pb::Decision) -> bool {
     d.effect == pb::Effect::Allow as i32
+}
+
+/// Calls `path` with an empty message and, when given, a bearer token; the status code
+/// (`Ok` when the call succeeded). Reaches every RPC without a client per service.
+pub async fn call_empty(channel: Channel, path: &'static str, token: Option<&str>) -> tonic::Code {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let request = match token {
+        Some(t) => with_token((), t),
+        None => tonic::Request::new(()),
+    };
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    match grpc
+        .unary(
+            request,
+            tonic::codegen::http::uri::PathAndQuery::from_static(path),
+            codec,
+        )
+        .await
+    {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+/// Whether a call was turned away for its credential, rather than reaching its handler.
+pub fn refused(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
 }
