@@ -254,8 +254,9 @@ enum Refusal {
 }
 
 impl AccessPolicy {
-    /// Decides whether a call to `path` with these headers and connection is admitted.
-    fn admit<B>(&self, path: &str, req: &http::Request<B>) -> Result<Option<Identity>, (Option<Scope>, Refusal)> {
+    /// Decides whether a call, by its path, headers and connection, is admitted.
+    fn admit<B>(&self, req: &http::Request<B>) -> Result<Option<Identity>, (Option<Scope>, Refusal)> {
+        let path = req.uri().path();
         let need = required(path).map_err(|()| {
             (
                 None,
@@ -374,8 +375,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let path = req.uri().path().to_owned();
-        match self.layer.policy.admit(&path, &req) {
+        match self.layer.policy.admit(&req) {
             Ok(identity) => {
                 if let Some(identity) = identity {
                     req.extensions_mut().insert(identity);
@@ -388,6 +388,7 @@ where
                     Refusal::Denied(m) => (Status::permission_denied(m), "permission_denied"),
                 };
                 let audited = need.is_none_or(|s| s != Scope::Check);
+                let path = req.uri().path().to_owned();
                 let telemetry = self.layer.telemetry.clone();
                 let caller = crate::api::Caller::of_http(&req);
                 Box::pin(async move {
