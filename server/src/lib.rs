@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod convert;
+pub mod edge;
 pub mod engine;
 pub mod follow;
 pub mod metrics;

@@ -4,6 +4,7 @@ use crate::api::{AdminApi, AuthorizationApi, Limits, Telemetry};
 use crate::audit::{Audit, Coverage, SinkConfig};
 use crate::auth::generate_token;
 use crate::clock::TimePolicy;
+use crate::edge::EdgeLayer;
 use crate::engine::{Engine, EngineError, Push};
 use crate::metrics::Metrics;
 use crate::scopes::{AccessLayer, AccessPolicy, Credentials, Scope};
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -479,13 +481,18 @@ pub async fn run(
 
     let activity = crate::activity::spawn(engine.clone(), cfg.activity_sync_interval);
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: v1, and v1alpha that many clients still speak.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let admin = PolicyAdminServiceServer::new(AdminApi::new(engine.clone(), cfg.limits, telemetry.clone()))
-        .max_decoding_message_size(cfg.limits.max_bundle_bytes.saturating_add(64 << 10));
+        .max_decoding_message_size(cfg.limits.max_bundle_bytes.saturating_add(64 << 10))
+        .accept_compressed(CompressionEncoding::Gzip);
     let authz = AuthorizationServiceServer::new(AuthorizationApi::new(
         engine.clone(),
         cfg.limits,
@@ -493,7 +500,8 @@ pub async fn run(
         cfg.time.clone(),
         cfg.consistency_wait,
     ))
-    .max_decoding_message_size(cfg.limits.max_message_bytes);
+    .max_decoding_message_size(cfg.limits.max_message_bytes)
+    .accept_compressed(CompressionEncoding::Gzip);
     let access = AccessLayer::new(
         AccessPolicy {
             credentials: cfg.credentials.clone(),
@@ -502,15 +510,19 @@ pub async fn run(
         telemetry.clone(),
     );
 
-    let mut builder = Server::builder().timeout(cfg.request_timeout);
+    let mut builder = Server::builder();
     if let Some(tls) = &cfg.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     tracing::info!(%addr, version = engine.version(), tls = cfg.tls.is_some(), "serving");
     builder
+        .layer(EdgeLayer {
+            request_timeout: cfg.request_timeout,
+        })
         .layer(access)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(authz)
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

@@ -113,9 +113,53 @@ async fn message_size_limit() {
         assert!(is_allow(&d));
     }
     let err = c.check(check_of_len(limit + 1)).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
     // The server is still there.
     assert!(c.check(ann_reads()).await.is_ok());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_arguments_and_gzip_is_accepted() {
+    let dir = temp_dir("status-codes");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    // Field 1 of CheckRequest is a string; a Timestamp puts a varint there.
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let err = grpc
+        .unary(
+            tonic::Request::new(prost_types::Timestamp { seconds: 5, nanos: 0 }),
+            tonic::codegen::http::uri::PathAndQuery::from_static("/portcullis.v1.AuthorizationService/Check"),
+            tonic_prost::ProstCodec::<prost_types::Timestamp, ()>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("decode"), "{}", err.message());
+
+    let mut c = server
+        .authz()
+        .await
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_servers_own_timeout_is_deadline_exceeded() {
+    let dir = temp_dir("deadline");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
+        c.request_timeout = std::time::Duration::from_millis(200);
+        c.consistency_wait = std::time::Duration::from_secs(5);
+    })
+    .await;
+    // A version that never arrives keeps the call waiting past the server's deadline.
+    let mut req = ann_reads();
+    req.min_version = 99;
+    let started = std::time::Instant::now();
+    let err = server.authz().await.check(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
     server.stop().await.unwrap();
 }
 

@@ -40,7 +40,13 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
         "unknown principals are denies, not errors"
     );
 
-    let e = c.explain(admin(ann_reads())).await.unwrap().into_inner().decision.unwrap();
+    let e = c
+        .explain(admin(ann_reads()))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
     assert!(e.trace.iter().any(|s| s.contains("north-clinicians")), "{:?}", e.trace);
 
     let batch = c

@@ -1,0 +1,145 @@
+//! The outermost layer, in front of every service: the server's own deadline, and the
+//! status codes clients retry on rather than the ones the transport picks.
+//!
+//! - A call gets the shorter of `request_timeout` and the client's `grpc-timeout`; past it
+//!   the answer is DEADLINE_EXCEEDED (tonic's own timeout says CANCELLED).
+//! - A request that does not decode is the caller's fault: INVALID_ARGUMENT, not INTERNAL.
+//! - A message over the size limit is RESOURCE_EXHAUSTED, not OUT_OF_RANGE.
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tonic::codegen::http;
+use tonic::{Code, Status};
+
+/// Applies the deadline and the status mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeLayer {
+    /// Longest a call may take, whatever the client asks.
+    pub request_timeout: Duration,
+}
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner, layer: *self }
+    }
+}
+
+/// The services behind an `EdgeLayer`.
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+    layer: EdgeLayer,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Edge<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let asked = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let deadline = asked.map_or(self.layer.request_timeout, |a| a.min(self.layer.request_timeout));
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            match tokio::time::timeout(deadline, call).await {
+                Ok(Ok(mut response)) => {
+                    remap(response.headers_mut());
+                    Ok(response)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "the call did not finish within its deadline of {} ms",
+                    deadline.as_millis()
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// Rewrites a status the transport put in the headers (a trailers-only response) when
+/// clients expect another code for it.
+fn remap(headers: &mut http::HeaderMap) {
+    if !headers.contains_key("grpc-status") {
+        return;
+    }
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    let code = match status.code() {
+        Code::Internal if status.message().starts_with("failed to decode Protobuf message") => Code::InvalidArgument,
+        Code::OutOfRange if status.message().contains("message length too large") => Code::ResourceExhausted,
+        _ => return,
+    };
+    let _ = Status::new(code, status.message()).add_header(headers);
+}
+
+/// A `grpc-timeout` header value: up to eight digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_by_unit_and_nonsense_is_ignored() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+    }
+
+    #[test]
+    fn transport_codes_become_the_ones_clients_expect() {
+        let mut h = http::HeaderMap::new();
+        Status::internal("failed to decode Protobuf message: invalid wire type")
+            .add_header(&mut h)
+            .unwrap();
+        remap(&mut h);
+        assert_eq!(Status::from_header_map(&h).unwrap().code(), Code::InvalidArgument);
+        let mut h = http::HeaderMap::new();
+        Status::out_of_range("Error, decoded message length too large: found 9 bytes, the limit is: 1 bytes")
+            .add_header(&mut h)
+            .unwrap();
+        remap(&mut h);
+        assert_eq!(Status::from_header_map(&h).unwrap().code(), Code::ResourceExhausted);
+        let mut h = http::HeaderMap::new();
+        Status::internal("storage failure").add_header(&mut h).unwrap();
+        remap(&mut h);
+        assert_eq!(Status::from_header_map(&h).unwrap().code(), Code::Internal);
+    }
+}
