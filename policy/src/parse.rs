@@ -45,7 +45,93 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
+/// Deepest nesting of collections a YAML document may have; bundles need about six.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Most nodes aliases (`*name`, merge keys) may add to a YAML document beyond the nodes
+/// written out, so a small document cannot expand into a huge one.
+pub const MAX_ALIAS_EXPANSION: u64 = 1_000_000;
+
+/// Walks the YAML event stream once, without building anything, and refuses documents
+/// nested deeper than `MAX_YAML_DEPTH` or whose aliases would expand past
+/// `MAX_ALIAS_EXPANSION` nodes, before the real parser does work that grows with either.
+fn check_yaml_shape(bytes: &[u8]) -> Result<(), ParseError> {
+    use yaml_rust2::parser::{Event, Parser};
+    let error = |line: Option<usize>, column: Option<usize>, message: String| ParseError {
+        format: Format::Yaml,
+        line,
+        column,
+        message,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        error(
+            None,
+            None,
+            format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
+        )
+    })?;
+    let mut parser = Parser::new_from_str(text);
+    // Expanded size of each open collection, and of each anchored node once complete.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut anchored: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
+    let (mut written, mut expanded) = (0u64, 0u64);
+    loop {
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| error(Some(e.marker().line()), Some(e.marker().col() + 1), e.info().to_owned()))?;
+        let added = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor > 0 {
+                    anchored.insert(anchor, 1);
+                }
+                written += 1;
+                1
+            }
+            Event::Alias(anchor) => anchored.get(&anchor).copied().unwrap_or(1),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 1));
+                written += 1;
+                if open.len() > MAX_YAML_DEPTH {
+                    return Err(error(
+                        Some(mark.line()),
+                        Some(mark.col() + 1),
+                        format!("nested deeper than {MAX_YAML_DEPTH} levels"),
+                    ));
+                }
+                expanded = expanded.saturating_add(1);
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((anchor, size)) = open.pop() else { continue };
+                if anchor > 0 {
+                    anchored.insert(anchor, size);
+                }
+                if let Some(parent) = open.last_mut() {
+                    parent.1 = parent.1.saturating_add(size);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.saturating_add(added);
+        }
+        expanded = expanded.saturating_add(added);
+        if expanded.saturating_sub(written) > MAX_ALIAS_EXPANSION {
+            return Err(error(
+                Some(mark.line()),
+                Some(mark.col() + 1),
+                format!("aliases expand the document by more than {MAX_ALIAS_EXPANSION} nodes"),
+            ));
+        }
+    }
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, ParseError> {
+    if format == Format::Yaml {
+        check_yaml_shape(bytes)?;
+    }
     match format {
         Format::Json => serde_json::from_slice(bytes).map_err(|e| ParseError {
             format,
@@ -112,7 +198,41 @@ mod tests {
                 "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
         }
-        assert!(parse_bundle(doc.as_bytes(), Format::Yaml).is_err());
+        let err = parse_bundle(doc.as_bytes(), Format::Yaml).unwrap_err();
+        assert!(err.message.contains("aliases expand"), "{err}");
+        // The same through merge keys, which used to expand before any limit applied.
+        let mut doc = String::from("a: &a {k0: x, k1: x, k2: x, k3: x, k4: x, k5: x, k6: x, k7: x}\n");
+        for i in 0..12 {
+            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let fields: Vec<String> = (0..8).map(|j| format!("m{j}: {{<<: *{prev}}}")).collect();
+            doc.push_str(&format!("l{i}: &l{i} {{{}}}\n", fields.join(", ")));
+        }
+        let err = parse_bundle(doc.as_bytes(), Format::Yaml).unwrap_err();
+        assert!(err.message.contains("aliases expand"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing_and_quickly() {
+        for depth in [65, 100_000] {
+            let doc = format!("roles: {}{}", "[".repeat(depth), "]".repeat(depth));
+            let started = std::time::Instant::now();
+            let err = parse_bundle(doc.as_bytes(), Format::Yaml).unwrap_err();
+            // Our limit, or the event parser's own recursion limit when it reads ahead.
+            assert!(
+                err.message.contains("nested deeper than 64") || err.message.contains("recursion limit"),
+                "{err}"
+            );
+            assert_eq!(err.line, Some(1));
+            // Generous: the point is "not seconds", on any machine.
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{depth}");
+        }
+        let block: String = (0..70).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+        let err = parse_bundle(format!("roles:\n{block}").as_bytes(), Format::Yaml).unwrap_err();
+        assert!(err.message.contains("nested deeper"), "{err}");
+        // Modest nesting and a few aliases, as authors write them, still parse.
+        let ok =
+            "resource_types: &types [{name: note, actions: [read]}]\nroles: [{name: r, permissions: {note: [read]}}]\n";
+        parse_bundle(ok.as_bytes(), Format::Yaml).unwrap();
     }
 
     proptest! {

@@ -270,3 +270,26 @@ async fn plaintext_on_a_public_address_is_refused_without_insecure() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn hostile_yaml_is_refused_quickly_and_the_server_keeps_serving() {
+    let dir = temp_dir("hostile-yaml");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut a = server.admin().await;
+    let deep = format!("roles: {}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+    for i in 0..12 {
+        let prev = if i == 0 { "a".to_owned() } else { format!("l{}", i - 1) };
+        bomb.push_str(&format!(
+            "l{i}: &l{i} {{<<: *{prev}, m: [*{prev}, *{prev}, *{prev}, *{prev}]}}\n"
+        ));
+    }
+    for (what, bundle) in [("deep", deep), ("alias bomb", bomb.into_bytes())] {
+        let started = std::time::Instant::now();
+        let err = a.push_snapshot(admin(push_request(bundle))).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{what}");
+    }
+    assert!(is_allow(&decide(&mut server.authz().await, ann_reads()).await));
+    server.stop().await.unwrap();
+}
