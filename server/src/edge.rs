@@ -1,28 +1,59 @@
-//! The outermost layer, in front of every service: the server's own deadline, and the
-//! status codes clients retry on rather than the ones the transport picks.
+//! The outermost layer, in front of every service: load shedding, the server's own
+//! deadline, and the status codes clients retry on rather than the ones the transport picks.
 //!
+//! - Decision calls (scope `check`) past `max_concurrent_decisions` in flight are refused
+//!   at once with RESOURCE_EXHAUSTED instead of queueing (overload is shed, not queued);
+//!   admin and review calls are not counted, so they cannot be shed by a check flood.
 //! - A call gets the shorter of `request_timeout` and the client's `grpc-timeout`; past it
 //!   the answer is DEADLINE_EXCEEDED (tonic's own timeout says CANCELLED).
 //! - A request that does not decode is the caller's fault: INVALID_ARGUMENT, not INTERNAL.
 //! - A message over the size limit is RESOURCE_EXHAUSTED, not OUT_OF_RANGE.
 
+use crate::metrics::Metrics;
+use crate::scopes::{Scope, scope_of};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::{Code, Status};
 
-/// Applies the deadline and the status mapping.
-#[derive(Debug, Clone, Copy)]
+/// Applies the concurrency limit, the deadline and the status mapping.
+#[derive(Debug, Clone)]
 pub struct EdgeLayer {
     /// Longest a call may take, whatever the client asks.
-    pub request_timeout: Duration,
+    request_timeout: Duration,
+    /// Permits for decision calls in flight.
+    decisions: Arc<Semaphore>,
+    limit: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl EdgeLayer {
+    /// At most `max_decisions` decision calls in flight, each at most `request_timeout`.
+    pub fn new(request_timeout: Duration, max_decisions: usize, metrics: Arc<Metrics>) -> EdgeLayer {
+        EdgeLayer {
+            request_timeout,
+            decisions: Arc::new(Semaphore::new(max_decisions)),
+            limit: max_decisions,
+            metrics,
+        }
+    }
+}
+
+/// The default `max_concurrent_decisions`: 256 per core.
+pub fn default_max_decisions() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from) * 256
 }
 
 impl<S> tower::Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, layer: *self }
+        Edge {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -49,6 +80,21 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let permit = if scope_of(req.uri().path()) == Some(Scope::Check) {
+            match self.layer.decisions.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.layer.metrics.shed();
+                    let status = Status::resource_exhausted(format!(
+                        "the server is at its limit of {} decision calls in flight; retry with backoff",
+                        self.layer.limit
+                    ));
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        } else {
+            None
+        };
         let asked = req
             .headers()
             .get("grpc-timeout")
@@ -57,6 +103,7 @@ where
         let deadline = asked.map_or(self.layer.request_timeout, |a| a.min(self.layer.request_timeout));
         let call = self.inner.call(req);
         Box::pin(async move {
+            let _permit = permit;
             match tokio::time::timeout(deadline, call).await {
                 Ok(Ok(mut response)) => {
                     remap(response.headers_mut());

@@ -65,6 +65,8 @@ pub struct Metrics {
     compile_seconds_micros: AtomicU64,
     /// Whether the last attempt to follow a shared store succeeded.
     store_up: std::sync::atomic::AtomicBool,
+    /// Decision calls refused because too many were in flight.
+    shed: AtomicU64,
 }
 
 /// Records an RPC's latency when dropped.
@@ -86,6 +88,11 @@ impl Metrics {
     /// Records whether the shared store answered the last catch-up.
     pub fn store_up(&self, up: bool) {
         self.store_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Counts a decision call refused at the concurrency limit.
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Starts timing an RPC (one of `RPCS`).
@@ -201,6 +208,12 @@ impl Metrics {
                 "counter",
                 "Stored versions refused because they did not verify or compile.",
                 engine.skipped_versions() as f64,
+            ),
+            (
+                "portcullis_shed_total",
+                "counter",
+                "Decision calls refused with RESOURCE_EXHAUSTED at max_concurrent_decisions.",
+                self.shed.load(Ordering::Relaxed) as f64,
             ),
             (
                 "portcullis_activity_principals",

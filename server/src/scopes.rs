@@ -81,11 +81,16 @@ pub const METHOD_SCOPES: &[(&str, Scope)] = &[
     ("/portcullis.v1.PolicyAdminService/GrantTemporary", Scope::Admin),
 ];
 
+/// The scope an RPC of ours needs, by method path.
+pub fn scope_of(path: &str) -> Option<Scope> {
+    METHOD_SCOPES.iter().find(|(p, _)| *p == path).map(|(_, s)| *s)
+}
+
 /// What a call to `path` needs: `Ok(None)` for the open services (health, reflection),
 /// `Err` for an unknown method of ours.
 fn required(path: &str) -> Result<Option<Scope>, ()> {
-    if let Some((_, scope)) = METHOD_SCOPES.iter().find(|(p, _)| *p == path) {
-        return Ok(Some(*scope));
+    if let Some(scope) = scope_of(path) {
+        return Ok(Some(scope));
     }
     if path.starts_with("/portcullis.") {
         Err(())

@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub consistency_wait: Option<String>,
     /// How often observed logins (R7) are written to the store and read back, e.g. `3s`.
     pub activity_sync_interval: Option<String>,
+    /// Decision calls in flight past which more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_decisions: Option<usize>,
     /// Accepted admin tokens (scope `admin`), as hex SHA-256 digests (`portcullis token-digest`).
     #[serde(default)]
     pub admin_token_sha256: Vec<String>,
@@ -111,6 +113,8 @@ pub struct ServeConfig {
     pub consistency_wait: Duration,
     /// How often observed logins (R7) are shared through the store.
     pub activity_sync_interval: Duration,
+    /// Decision calls in flight past which more are shed.
+    pub max_concurrent_decisions: usize,
     /// Bundle that seeds an empty store.
     pub seed_bundle: Option<PathBuf>,
     /// Who may call what (tokens and client certificates with their scopes).
@@ -179,6 +183,12 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// Concurrent HTTP/2 streams one connection may open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
+/// Largest header list a request may carry (tokens, trace context and metadata fit easily).
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+
 /// One `[[credentials]]` entry: a token digest or a client certificate name, and scopes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,6 +214,7 @@ impl ServeConfig {
             store_max_staleness: Duration::from_secs(30),
             consistency_wait: Duration::from_secs(1),
             activity_sync_interval: Duration::from_secs(3),
+            max_concurrent_decisions: crate::edge::default_max_decisions(),
             seed_bundle: None,
             credentials: Credentials::default(),
             allow_open_checks: false,
@@ -287,6 +298,12 @@ impl ServeConfig {
             self.add_credential(c)?;
         }
         self.allow_open_checks |= file.allow_open_checks.unwrap_or(false);
+        if let Some(n) = file.max_concurrent_decisions {
+            if n == 0 {
+                bail!("max_concurrent_decisions must be at least 1");
+            }
+            self.max_concurrent_decisions = n;
+        }
         match (file.tls_cert, file.tls_key) {
             (Some(cert), Some(key)) => {
                 self.tls = Some(TlsFiles {
@@ -510,15 +527,26 @@ pub async fn run(
         telemetry.clone(),
     );
 
-    let mut builder = Server::builder();
+    // HTTP/2 limits set on purpose: a bounded number of streams per connection, keepalive
+    // pings so dead peers free their connections, a reset-flood guard, and a header list
+    // limit (oversized headers fail their own stream, not the connection).
+    let mut builder = Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .http2_max_pending_accept_reset_streams(Some(64))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .tcp_keepalive(Some(Duration::from_secs(60)));
     if let Some(tls) = &cfg.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     tracing::info!(%addr, version = engine.version(), tls = cfg.tls.is_some(), "serving");
     builder
-        .layer(EdgeLayer {
-            request_timeout: cfg.request_timeout,
-        })
+        .layer(EdgeLayer::new(
+            cfg.request_timeout,
+            cfg.max_concurrent_decisions,
+            telemetry.metrics.clone(),
+        ))
         .layer(access)
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -293,3 +293,86 @@ async fn hostile_yaml_is_refused_quickly_and_the_server_keeps_serving() {
     assert!(is_allow(&decide(&mut server.authz().await, ann_reads()).await));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn overload_is_shed_at_once_and_admin_calls_are_not_counted() {
+    let dir = temp_dir("shed");
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
+        c.max_concurrent_decisions = 1;
+        c.consistency_wait = std::time::Duration::from_millis(800);
+    })
+    .await;
+    // One decision call holds the only permit, waiting for a version that never comes.
+    let mut waiting = ann_reads();
+    waiting.min_version = 99;
+    let mut c = server.authz().await;
+    let held = tokio::spawn(async move { c.check(waiting).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let err = server.authz().await.check(ann_reads()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(300),
+        "refused at once"
+    );
+    // Admin and review calls are not shed by a flood of checks.
+    let info = server
+        .admin()
+        .await
+        .get_snapshot_info(admin(pb::GetSnapshotInfoRequest::default()))
+        .await;
+    assert!(info.is_ok(), "{info:?}");
+    // Once the held call ends, decisions flow again.
+    assert_eq!(held.await.unwrap().unwrap_err().code(), tonic::Code::FailedPrecondition);
+    assert!(is_allow(&decide(&mut server.authz().await, ann_reads()).await));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_oversized_header_fails_its_call_not_the_connection() {
+    let dir = temp_dir("big-header");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let channel = server.channel().await;
+    let mut c = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel.clone());
+    let mut big = tonic::Request::new(ann_reads());
+    big.metadata_mut()
+        .insert("x-padding", "x".repeat(64 << 10).parse().unwrap());
+    assert!(c.check(big).await.is_err());
+    // The same connection still serves.
+    assert!(is_allow(&decide(&mut c, ann_reads()).await));
+    server.stop().await.unwrap();
+}
+
+/// The soft limit on open files, from /proc (Linux); 1024 when unknown.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_do_not_stop_service() {
+    // The server runs as its own process, so each side has its own descriptor limit.
+    let dir = temp_dir("idle-connections");
+    let port = free_port();
+    let mut child = spawn_serve(&dir, port, &[]);
+    let channel = connect(port).await;
+    let n = 10_000.min(open_file_limit().saturating_sub(256));
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    eprintln!("{n} idle connections open");
+    let started = std::time::Instant::now();
+    let mut c = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel);
+    assert!(is_allow(&decide(&mut c, admin(ann_reads())).await));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(idle);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
