@@ -8,6 +8,11 @@ use tonic::{Code, Status};
 
 impl From<EngineError> for Status {
     fn from(e: EngineError) -> Status {
+        if let EngineError::Store(StoreError::Io(io)) = &e
+            && io.kind() == std::io::ErrorKind::StorageFull
+        {
+            return Status::resource_exhausted("the data directory is full: nothing was stored; free space and retry");
+        }
         let code = match &e {
             EngineError::Parse(_) | EngineError::BadRequest(_) => Code::InvalidArgument,
             EngineError::Compile(CompileError::Invalid(_)) => Code::InvalidArgument,

@@ -376,3 +376,28 @@ async fn ten_thousand_idle_connections_do_not_stop_service() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn missing_versions_are_not_found_in_plain_words() {
+    let dir = temp_dir("not-found");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut a = server.admin().await;
+    let export = a
+        .export_snapshot(admin(pb::ExportSnapshotRequest { version: Some(999) }))
+        .await
+        .unwrap_err();
+    let rollback = a
+        .rollback(admin(pb::RollbackRequest {
+            version: 999,
+            author: "t".into(),
+            expected_parent_version: None,
+        }))
+        .await
+        .unwrap_err();
+    for s in [export, rollback] {
+        assert_eq!(s.code(), tonic::Code::NotFound, "{s:?}");
+        assert!(s.message().contains("999"), "{}", s.message());
+        assert!(!s.message().contains("os error"), "{}", s.message());
+    }
+    server.stop().await.unwrap();
+}

@@ -46,6 +46,136 @@ pub enum Coverage {
     All,
 }
 
+/// How long a failed trail waits before trying the disk again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The sink thread's state. After a write or fsync error the trail is unhealthy (records
+/// that A1 needs are refused, so their decisions deny); every `RETRY_EVERY` it reopens the
+/// directory from what is on disk (cutting a torn last record, so the chain stays whole)
+/// and writes an `audit_recovered` record; once that is durable, it is healthy again.
+struct Writer {
+    config: SinkConfig,
+    sink: Option<FileSink>,
+    rx: mpsc::Receiver<Msg>,
+    errors: std::sync::Arc<AtomicU64>,
+    healthy: std::sync::Arc<AtomicBool>,
+    written: std::sync::Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            if self.sink.is_none() && !self.recover() {
+                // Unhealthy: a record that arrives waits (in queue order) until the disk
+                // takes writes again.
+                match self.rx.try_recv() {
+                    Err(mpsc::error::TryRecvError::Disconnected) | Ok(Msg::Stop) => return,
+                    Ok(Msg::Record(r)) => self.pending(r),
+                    Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(RETRY_EVERY),
+                }
+                continue;
+            }
+            // While records wait for fsync, poll so the sync happens on time; fsync at most
+            // every `sync_every` so a busy trail costs few syscalls.
+            let dirty = self.sink.as_ref().is_some_and(FileSink::dirty);
+            let msg = if dirty {
+                match self.rx.try_recv() {
+                    Ok(m) => m,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if self.sink.as_ref().is_some_and(FileSink::sync_due) {
+                            self.sync();
+                        } else {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.blocking_recv() {
+                    Some(m) => m,
+                    None => break,
+                }
+            };
+            match msg {
+                Msg::Record(r) => self.pending(r),
+                Msg::Stop => break,
+            }
+        }
+        self.sync();
+    }
+
+    /// Writes one record, once the sink is (again) usable.
+    fn pending(&mut self, mut r: Box<AuditRecord>) {
+        while self.sink.is_none() {
+            if self.recover() {
+                break;
+            }
+            std::thread::sleep(RETRY_EVERY);
+        }
+        let Some(sink) = &mut self.sink else { return };
+        match sink.write(&mut r) {
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+                if sink.sync_due() {
+                    self.sync();
+                }
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Some(sink) = &mut self.sink
+            && let Err(e) = sink.sync()
+        {
+            self.fail(e);
+        }
+    }
+
+    /// Marks the trail unhealthy and drops the sink with whatever it had not flushed.
+    fn fail(&mut self, e: std::io::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::error!("audit sink: {e}; records A1 requires are refused until the disk takes writes again");
+        }
+        if let Some(sink) = self.sink.take() {
+            sink.abandon();
+        }
+    }
+
+    /// Reopens the trail from disk and makes a recovery record durable; true on success.
+    fn recover(&mut self) -> bool {
+        let attempt = FileSink::open(self.config.clone()).and_then(|mut sink| {
+            let mut note = AuditRecord {
+                id: format!("recovery-{}", self.errors.load(Ordering::Relaxed)),
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                kind: "audit_recovered",
+                severity: "high",
+                outcome: "ok",
+                reason: "write_error".to_owned(),
+                details: Some(format!(
+                    "the trail failed {} time(s); records queued when it failed may be missing",
+                    self.errors.load(Ordering::Relaxed)
+                )),
+                ..AuditRecord::default()
+            };
+            sink.write(&mut note)?;
+            sink.sync()?;
+            Ok(sink)
+        });
+        match attempt {
+            Ok(sink) => {
+                self.sink = Some(sink);
+                self.healthy.store(true, Ordering::Relaxed);
+                tracing::warn!("audit sink writable again; the chain continues from the last complete record");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// Handle to the audit trail, shared by every service.
 #[derive(Debug)]
 pub struct Audit {
@@ -74,61 +204,22 @@ impl std::fmt::Debug for Msg {
 impl Audit {
     /// Opens the sink (failing now if it cannot) and starts its thread.
     pub fn start(config: SinkConfig, capacity: usize, coverage: Coverage) -> std::io::Result<Audit> {
-        let mut sink = FileSink::open(config)?;
-        let (tx, mut rx) = mpsc::channel::<Msg>(capacity.max(1));
+        let sink = FileSink::open(config.clone())?;
+        let (tx, rx) = mpsc::channel::<Msg>(capacity.max(1));
         let write_errors = std::sync::Arc::new(AtomicU64::new(0));
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
         let written = std::sync::Arc::new(AtomicU64::new(0));
-        let (errors, ok, count) = (write_errors.clone(), healthy.clone(), written.clone());
-        let thread = std::thread::Builder::new().name("audit-sink".into()).spawn(move || {
-            let fail = |e: std::io::Error| {
-                errors.fetch_add(1, Ordering::Relaxed);
-                ok.store(false, Ordering::Relaxed);
-                tracing::error!("audit sink: {e}");
-            };
-            loop {
-                // While records wait for fsync, poll so the sync happens on time; fsync at most
-                // every `sync_every` so a busy trail costs few syscalls.
-                let msg = if sink.dirty() {
-                    match rx.try_recv() {
-                        Ok(m) => m,
-                        Err(mpsc::error::TryRecvError::Empty) => {
-                            if sink.sync_due() {
-                                if let Err(e) = sink.sync() {
-                                    fail(e);
-                                }
-                            } else {
-                                std::thread::sleep(std::time::Duration::from_millis(1));
-                            }
-                            continue;
-                        }
-                        Err(mpsc::error::TryRecvError::Disconnected) => break,
-                    }
-                } else {
-                    match rx.blocking_recv() {
-                        Some(m) => m,
-                        None => break,
-                    }
-                };
-                match msg {
-                    Msg::Record(mut r) => match sink.write(&mut r) {
-                        Ok(()) => {
-                            count.fetch_add(1, Ordering::Relaxed);
-                            if sink.sync_due()
-                                && let Err(e) = sink.sync()
-                            {
-                                fail(e);
-                            }
-                        }
-                        Err(e) => fail(e),
-                    },
-                    Msg::Stop => break,
-                }
-            }
-            if let Err(e) = sink.sync() {
-                fail(e);
-            }
-        })?;
+        let writer = Writer {
+            config,
+            sink: Some(sink),
+            rx,
+            errors: write_errors.clone(),
+            healthy: healthy.clone(),
+            written: written.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("audit-sink".into())
+            .spawn(move || writer.run())?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());

@@ -139,6 +139,14 @@ impl FileSink {
         Ok(())
     }
 
+    /// Closes the current file without flushing what is buffered (after a write error,
+    /// so nothing half-written follows the last complete record).
+    pub fn abandon(mut self) {
+        if let Some((w, _, _)) = self.file.take() {
+            let _ = w.into_parts();
+        }
+    }
+
     /// Whether buffered records have waited `sync_every`.
     pub fn sync_due(&self) -> bool {
         self.dirty_since.is_some_and(|t| t.elapsed() >= self.config.sync_every)

@@ -138,13 +138,18 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
         std::process::id()
     ));
-    {
+    let written = (|| {
         let mut f = File::create(&tmp)?;
         set_owner_only(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A full disk must not also leave a half-written file behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     sync_dir(dir)
 }
 
