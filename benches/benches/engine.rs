@@ -19,7 +19,7 @@ fn engine(c: &mut Criterion) {
         ..CompileOptions::default()
     };
     for w in scales() {
-        let snapshot = compile_with(&w.bundle, 1, options).unwrap_or_else(|e| panic!("{}: {e}", w.name));
+        let snapshot = compile_with(&w.bundle, 1, options.clone()).unwrap_or_else(|e| panic!("{}: {e}", w.name));
         // The example has locked and dormant accounts: keep the requests that really allow.
         let allow: Vec<_> = requests(&w.bundle, w.at, 1024, true, 1)
             .into_iter()
@@ -75,7 +75,7 @@ fn engine(c: &mut Criterion) {
                         1,
                         CompileOptions {
                             self_check_samples: Some(0),
-                            ..options
+                            ..options.clone()
                         },
                     ))
                 })

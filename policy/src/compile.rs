@@ -10,6 +10,8 @@ use crate::snapshot::{
 use crate::validate::{ValidationErrors, validate};
 use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a bundle did not become a snapshot.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,19 +22,25 @@ pub enum CompileError {
     /// More principals, grants or ids than 32-bit keys can number.
     #[error("the bundle is too large: more than 2^32 {0}")]
     TooLarge(&'static str),
+    /// The caller stopped waiting (`CompileOptions::cancel`); nothing was produced.
+    #[error("compilation was cancelled: the caller went away or its deadline passed")]
+    Cancelled,
     /// The compiled evaluator disagreed with the reference or a policy test failed.
     #[error("self-check failed on {} request(s); first: {}", .0.len(), .0.first().map(|m| m.to_string()).unwrap_or_default())]
     SelfCheck(Vec<Mismatch>),
 }
 
-/// How much checking the compiler does after building.
-#[derive(Debug, Clone, Copy)]
+/// How much checking the compiler does after building, and how to stop it early.
+#[derive(Debug, Clone)]
 pub struct CompileOptions {
     /// Generated requests run through both evaluators; `None` picks a number that keeps
     /// the reference (which scans the whole bundle per request) to a few seconds.
     pub self_check_samples: Option<usize>,
     /// Seed for the generated requests.
     pub seed: u64,
+    /// Set by whoever waits for the result to stop the work at the next check point
+    /// (between stages and between self-check requests); compile then fails `Cancelled`.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for CompileOptions {
@@ -40,6 +48,7 @@ impl Default for CompileOptions {
         CompileOptions {
             self_check_samples: None,
             seed: 0x5eed,
+            cancel: None,
         }
     }
 }
@@ -63,10 +72,17 @@ pub fn compile(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> 
 
 /// [`compile`] with explicit self-check options.
 pub fn compile_with(bundle: &Bundle, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
+    let cancelled = || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
     validate(bundle)?;
+    if cancelled() {
+        return Err(CompileError::Cancelled);
+    }
     let snapshot = build(bundle, version)?;
     let samples = options.self_check_samples.unwrap_or_else(|| default_samples(bundle));
-    let mismatches = selfcheck::verify(bundle, &snapshot, samples, options.seed);
+    let mismatches = selfcheck::verify(bundle, &snapshot, samples, options.seed, &cancelled);
+    if cancelled() {
+        return Err(CompileError::Cancelled);
+    }
     if mismatches.is_empty() {
         Ok(snapshot)
     } else {
@@ -404,4 +420,48 @@ fn approx_bytes(
     let pairs =
         reverse.everything.len() + reverse.by_resources.len() + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
     principals.approx_bytes() + grant_bytes + set_bytes + pairs * 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{LargeShape, large_bundle};
+
+    #[test]
+    fn a_cancelled_compile_stops_early_and_produces_nothing() {
+        let bundle = large_bundle(LargeShape {
+            principals: 2_000,
+            grants: 20_000,
+            tenants: 50,
+            wide_resources: 10,
+            seed: 7,
+        });
+        let cancel = Arc::new(AtomicBool::new(true));
+        let options = CompileOptions {
+            cancel: Some(cancel.clone()),
+            ..CompileOptions::default()
+        };
+        assert!(matches!(
+            compile_with(&bundle, 1, options.clone()),
+            Err(CompileError::Cancelled)
+        ));
+        // Cancelled from another thread while the self-check runs: it stops well before
+        // the samples it was asked for.
+        cancel.store(false, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let canceller = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                cancel.store(true, Ordering::Relaxed);
+            })
+        };
+        let slow = CompileOptions {
+            self_check_samples: Some(1_000_000_000),
+            ..options
+        };
+        assert!(matches!(compile_with(&bundle, 1, slow), Err(CompileError::Cancelled)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        canceller.join().unwrap();
+    }
 }

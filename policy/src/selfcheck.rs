@@ -70,8 +70,15 @@ pub fn same(a: &Decision, b: &Decision) -> bool {
     a.effect == b.effect && a.reason == b.reason && a.rule == b.rule && a.flags == b.flags
 }
 
-/// Runs the bundle's tests and `samples` generated requests through both evaluators.
-pub fn verify(bundle: &Bundle, snapshot: &Snapshot, samples: usize, seed: u64) -> Vec<Mismatch> {
+/// Runs the bundle's tests and `samples` generated requests through both evaluators,
+/// stopping early once `stop` says so.
+pub fn verify(
+    bundle: &Bundle,
+    snapshot: &Snapshot,
+    samples: usize,
+    seed: u64,
+    stop: &dyn Fn() -> bool,
+) -> Vec<Mismatch> {
     let mut out: Vec<Mismatch> = run_tests(bundle, snapshot, &bundle.tests)
         .into_iter()
         .filter_map(|o| {
@@ -83,6 +90,9 @@ pub fn verify(bundle: &Bundle, snapshot: &Snapshot, samples: usize, seed: u64) -
         .collect();
     let mut rng = synth::rng(seed);
     for i in 0..samples {
+        if stop() {
+            break;
+        }
         let req = synth::random_request(bundle, &mut rng);
         let compiled = snapshot.check(&req, Overlay::empty());
         let expected = reference::check(bundle, Overlay::empty(), &req, snapshot.version());

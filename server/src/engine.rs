@@ -8,11 +8,12 @@ use crate::clock::Clock;
 use crate::store::{Corrupt, OverlayChange, OverlayState, Revocation, Store, StoreError, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
-    Activity, CompileError, Format, Overlay, ParseError, Scope, Snapshot, TemporaryGrant, Timestamp, compile,
-    parse_bundle,
+    Activity, CompileError, CompileOptions, Format, Overlay, ParseError, Scope, Snapshot, TemporaryGrant, Timestamp,
+    compile_with, parse_bundle,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,32 @@ fn format_name(format: Format) -> &'static str {
 
 fn parse_format(name: &str) -> Format {
     if name == "json" { Format::Json } else { Format::Yaml }
+}
+
+/// Parses and compiles `bytes` off the async threads. When the caller stops waiting (its
+/// deadline passed, the client went away, the server is stopping) the work stops at its
+/// next check point instead of running on.
+async fn compile_off_thread(bytes: Vec<u8>, format: Format, version: u64) -> Result<Snapshot, EngineError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let options = CompileOptions {
+        cancel: Some(cancel),
+        ..CompileOptions::default()
+    };
+    blocking(move || -> Result<Snapshot, EngineError> {
+        let bundle = parse_bundle(&bytes, format)?;
+        Ok(compile_with(&bundle, version, options)?)
+    })
+    .await?
+}
+
+/// Sets its flag when dropped: the future awaiting a compile was dropped or finished.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
@@ -280,12 +307,8 @@ impl Engine {
     /// Reads, verifies and compiles one stored version (off the async threads).
     async fn load(&self, version: u64) -> Result<Live, EngineError> {
         let (meta, bytes) = self.store.read_version(version).await?;
-        blocking(move || -> Result<Live, EngineError> {
-            let bundle = parse_bundle(&bytes, parse_format(&meta.format))?;
-            let snapshot = compile(&bundle, version)?;
-            Ok(Live { snapshot, meta })
-        })
-        .await?
+        let snapshot = compile_off_thread(bytes, parse_format(&meta.format), version).await?;
+        Ok(Live { snapshot, meta })
     }
 
     fn swap(&self, live: Live) {
@@ -364,12 +387,7 @@ impl Engine {
             }
             let version = seen.head + 1;
             let pushed_at = self.clock.now().0;
-            let (bytes, format) = (push.bundle.clone(), push.format);
-            let snapshot = blocking(move || -> Result<Snapshot, EngineError> {
-                let bundle = parse_bundle(&bytes, format)?;
-                Ok(compile(&bundle, version)?)
-            })
-            .await??;
+            let snapshot = compile_off_thread(push.bundle.clone(), push.format, version).await?;
             let meta = VersionMeta {
                 version,
                 parent,

@@ -401,3 +401,40 @@ async fn missing_versions_are_not_found_in_plain_words() {
     }
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_abandoned_by_its_caller_changes_nothing_and_blocks_nothing() {
+    use portcullis_policy::synth::{LargeShape, large_bundle};
+    let dir = temp_dir("abandoned-push");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let big = serde_json::to_vec(&large_bundle(LargeShape {
+        principals: 5_000,
+        grants: 50_000,
+        tenants: 100,
+        wide_resources: 10,
+        seed: 3,
+    }))
+    .unwrap();
+    let mut push = admin(pb::PushSnapshotRequest {
+        bundle: big,
+        format: pb::BundleFormat::Json as i32,
+        author: "ci".into(),
+        expected_parent_version: None,
+        message: String::new(),
+    });
+    push.set_timeout(std::time::Duration::from_millis(100));
+    let mut a = server.admin().await;
+    let err = a.push_snapshot(push).await.unwrap_err();
+    assert!(
+        matches!(err.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded),
+        "{err:?}"
+    );
+    // Nothing was stored, and the writer is free for the next push at once.
+    let pushed = a
+        .push_snapshot(admin(push_request(example("clinic-portal"))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pushed.version, 2);
+    server.stop().await.unwrap();
+}

@@ -141,6 +141,9 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
         }
         served
     })?;
+    // Work still running on the blocking pool (a compile whose caller has gone stops at
+    // its next check point) may not hold the process up for long.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(ExitCode::SUCCESS)
 }
 
