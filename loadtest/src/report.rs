@@ -52,11 +52,13 @@ fn row(out: &mut String, name: &str, width: usize, s: &Series, secs: f64) {
     let errors = if s.errors.is_empty() {
         "none".to_owned()
     } else {
-        s.errors
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let counts: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "{} (answered in p50 {:.3} / p99 {:.3} ms)",
+            counts.join(" "),
+            ms(s.error_latency.value_at_quantile(0.5)),
+            ms(s.error_latency.value_at_quantile(0.99))
+        )
     };
     let _ = writeln!(
         out,
@@ -78,6 +80,7 @@ fn series_json(s: &Series, secs: f64) -> Value {
         q.insert(format!("{name}_ms"), json!(ms(s.latency.value_at_quantile(quantile))));
     }
     q.insert("max_ms".into(), json!(ms(s.latency.max())));
+    q.insert("errors_p99_ms".into(), json!(ms(s.error_latency.value_at_quantile(0.99))));
     json!({
         "calls": s.calls(),
         "calls_per_s": s.calls() as f64 / secs,

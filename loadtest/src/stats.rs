@@ -79,6 +79,8 @@ pub struct Series {
     pub latency: Histogram<u64>,
     /// Failed calls by gRPC status code name.
     pub errors: BTreeMap<String, u64>,
+    /// Latency of failed calls, µs (a refusal under overload should be fast).
+    pub error_latency: Histogram<u64>,
     /// Decisions returned (a batch counts each).
     pub decisions: u64,
 }
@@ -88,6 +90,7 @@ impl Default for Series {
         Series {
             latency: histogram(),
             errors: BTreeMap::new(),
+            error_latency: histogram(),
             decisions: 0,
         }
     }
@@ -96,6 +99,7 @@ impl Default for Series {
 impl Series {
     fn merge(&mut self, other: &Series) {
         let _ = self.latency.add(&other.latency);
+        let _ = self.error_latency.add(&other.error_latency);
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
@@ -190,6 +194,9 @@ fn apply(s: &mut Series, micros: u64, outcome: Result<u64, tonic::Code>) {
             let _ = s.latency.record(micros);
             s.decisions += decisions;
         }
-        Err(code) => *s.errors.entry(format!("{code:?}")).or_default() += 1,
+        Err(code) => {
+            let _ = s.error_latency.record(micros);
+            *s.errors.entry(format!("{code:?}")).or_default() += 1;
+        }
     }
 }
