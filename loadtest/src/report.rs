@@ -80,7 +80,10 @@ fn series_json(s: &Series, secs: f64) -> Value {
         q.insert(format!("{name}_ms"), json!(ms(s.latency.value_at_quantile(quantile))));
     }
     q.insert("max_ms".into(), json!(ms(s.latency.max())));
-    q.insert("errors_p99_ms".into(), json!(ms(s.error_latency.value_at_quantile(0.99))));
+    q.insert(
+        "errors_p99_ms".into(),
+        json!(ms(s.error_latency.value_at_quantile(0.99))),
+    );
     json!({
         "calls": s.calls(),
         "calls_per_s": s.calls() as f64 / secs,

@@ -5,6 +5,7 @@
 //! applied in store order, once each.
 
 use crate::clock::Clock;
+use crate::compile_thread::CompileThread;
 use crate::store::{Corrupt, OverlayChange, OverlayState, Revocation, Store, StoreError, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
@@ -106,6 +107,8 @@ pub struct Engine {
     freshness: Freshness,
     /// Versions refused because they did not verify or compile.
     skipped: AtomicU64,
+    /// Where parsing and compiling happen (one thread, low priority).
+    compiler: CompileThread,
     /// R7: latest observed authentication per principal, shared by every overlay published.
     activity: Activity,
     /// Observations not yet written to the store.
@@ -125,23 +128,6 @@ fn parse_format(name: &str) -> Format {
     if name == "json" { Format::Json } else { Format::Yaml }
 }
 
-/// Parses and compiles `bytes` off the async threads. When the caller stops waiting (its
-/// deadline passed, the client went away, the server is stopping) the work stops at its
-/// next check point instead of running on.
-async fn compile_off_thread(bytes: Vec<u8>, format: Format, version: u64) -> Result<Snapshot, EngineError> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    let options = CompileOptions {
-        cancel: Some(cancel),
-        ..CompileOptions::default()
-    };
-    blocking(move || -> Result<Snapshot, EngineError> {
-        let bundle = parse_bundle(&bytes, format)?;
-        Ok(compile_with(&bundle, version, options)?)
-    })
-    .await?
-}
-
 /// Sets its flag when dropped: the future awaiting a compile was dropped or finished.
 struct CancelOnDrop(Arc<AtomicBool>);
 
@@ -149,12 +135,6 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))
 }
 
 impl Engine {
@@ -178,6 +158,7 @@ impl Engine {
                 max_staleness_ms: u64::try_from(max_staleness.as_millis()).unwrap_or(u64::MAX),
             },
             skipped: AtomicU64::new(0),
+            compiler: CompileThread::start().map_err(StoreError::Io)?,
             activity,
             unsynced: std::sync::Mutex::default(),
             activity_cursor: tokio::sync::Mutex::new(0),
@@ -304,10 +285,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Parses and compiles `bytes` on the compile thread. When the caller stops waiting
+    /// (its deadline passed, the client went away, the server is stopping) the work stops
+    /// at its next check point instead of running on.
+    async fn compile(&self, bytes: Vec<u8>, format: Format, version: u64) -> Result<Snapshot, EngineError> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
+        let options = CompileOptions {
+            cancel: Some(cancel),
+            ..CompileOptions::default()
+        };
+        self.compiler
+            .run(move || -> Result<Snapshot, EngineError> {
+                let bundle = parse_bundle(&bytes, format)?;
+                Ok(compile_with(&bundle, version, options)?)
+            })
+            .await
+            .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))?
+    }
+
     /// Reads, verifies and compiles one stored version (off the async threads).
     async fn load(&self, version: u64) -> Result<Live, EngineError> {
         let (meta, bytes) = self.store.read_version(version).await?;
-        let snapshot = compile_off_thread(bytes, parse_format(&meta.format), version).await?;
+        let snapshot = self.compile(bytes, parse_format(&meta.format), version).await?;
         Ok(Live { snapshot, meta })
     }
 
@@ -387,7 +387,7 @@ impl Engine {
             }
             let version = seen.head + 1;
             let pushed_at = self.clock.now().0;
-            let snapshot = compile_off_thread(push.bundle.clone(), push.format, version).await?;
+            let snapshot = self.compile(push.bundle.clone(), push.format, version).await?;
             let meta = VersionMeta {
                 version,
                 parent,
