@@ -175,3 +175,73 @@ async fn temporary_grants_with_absurd_ttls_are_refused_not_panicked_on() {
     assert_eq!(g.expires_at, AT + 366 * 86_400, "the longest allowed TTL");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_admin_rpc_survives_extreme_numbers_with_a_clear_answer() {
+    let dir = temp_dir("admin-extremes");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut a = server.admin().await;
+    for v in [0, u64::MAX, i64::MAX as u64 + 1] {
+        let s = a
+            .rollback(admin(pb::RollbackRequest {
+                version: v,
+                author: "t".into(),
+                expected_parent_version: Some(u64::MAX),
+            }))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                s.code(),
+                tonic::Code::NotFound | tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+            ),
+            "rollback {v}: {s:?}"
+        );
+        let s = a
+            .export_snapshot(admin(pb::ExportSnapshotRequest { version: Some(v) }))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument),
+            "export {v}: {s:?}"
+        );
+        let mut push = push_request(example("clinic-portal"));
+        push.expected_parent_version = Some(v);
+        let s = a.push_snapshot(admin(push)).await.unwrap_err();
+        assert_eq!(s.code(), tonic::Code::FailedPrecondition, "push on {v}: {s:?}");
+    }
+    for format in [-1, 3, i32::MAX, i32::MIN] {
+        let s = a
+            .push_snapshot(admin(pb::PushSnapshotRequest {
+                format,
+                ..push_request(example("clinic-portal"))
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument, "format {format}: {s:?}");
+    }
+    // Long names are bounded by the message limit and answered, never a crash.
+    let long = "p".repeat(1 << 20);
+    let revoked = a
+        .revoke_principal(admin(pb::RevokePrincipalRequest {
+            principal: long.clone(),
+            reason: long.clone(),
+            author: long,
+        }))
+        .await;
+    assert!(
+        revoked.is_ok()
+            || revoked
+                .as_ref()
+                .is_err_and(|s| s.code() == tonic::Code::InvalidArgument)
+    );
+    // And the server still decides.
+    assert!(is_allow(&decide(&mut server.authz().await, ann_reads()).await));
+    let info = a
+        .get_snapshot_info(admin(pb::GetSnapshotInfoRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.live.unwrap().version, 1, "nothing above changed the live version");
+    server.stop().await.unwrap();
+}
