@@ -38,6 +38,9 @@ struct Args {
     /// Where failing inputs are written.
     #[arg(long, default_value = "target/fuzz-findings")]
     findings: PathBuf,
+    /// Run one saved finding (its file name starts with the target) and report.
+    #[arg(long)]
+    replay: Option<PathBuf>,
 }
 
 /// Which parser an input is for.
@@ -123,8 +126,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a saved finding once: its target from the file name, and how long it took.
+fn replay(path: &std::path::Path) -> Result<bool> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let target = *Target::ALL
+        .iter()
+        .find(|t| name.starts_with(&format!("{t:?}-")))
+        .with_context(|| format!("`{name}` does not start with a target name"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let started = Instant::now();
+    let outcome = std::panic::catch_unwind(|| exercise(target, &bytes));
+    println!(
+        "{target:?}: {} in {:?}; peak memory {} MiB",
+        if outcome.is_ok() { "returned" } else { "panicked" },
+        started.elapsed(),
+        peak_rss_mib()
+    );
+    Ok(outcome.is_ok())
+}
+
 /// Fuzzes until the duration is up; false when an input failed.
 fn run(args: &Args) -> Result<bool> {
+    if let Some(path) = &args.replay {
+        return replay(path);
+    }
     let corpus = inputs::Corpus::load().context("cannot read the seed corpus in examples/")?;
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let started = Instant::now();
