@@ -128,7 +128,10 @@ fn main() -> ExitCode {
 
 /// Runs a saved finding once: its target from the file name, and how long it took.
 fn replay(path: &std::path::Path) -> Result<bool> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let target = *Target::ALL
         .iter()
         .find(|t| name.starts_with(&format!("{t:?}-")))
