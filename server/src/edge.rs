@@ -64,7 +64,8 @@ pub struct Edge<S> {
     layer: EdgeLayer,
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+/// The future type of the tower layers in front of the services.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Edge<S>
 where

@@ -14,6 +14,7 @@
 //! PERMISSION_DENIED naming the scope. Refused `review` and `admin` calls are audited.
 
 use crate::api::Telemetry;
+use crate::edge::BoxFuture;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
@@ -362,8 +363,6 @@ pub struct Access<S> {
     inner: S,
     layer: AccessLayer,
 }
-
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Access<S>
 where

@@ -18,20 +18,6 @@ use std::time::Duration;
 
 const DAY: i64 = 86_400;
 
-/// `principal` reading a north-clinic record at the server's time, in a session that
-/// authenticated at `t`.
-fn reads_at(principal: &str, t: i64) -> pb::CheckRequest {
-    let mut r = check(principal, "read", "patient_record", "p-1", Some("clinic-north"));
-    r.at = None;
-    r.session = Some(pb::Session {
-        authenticated_at: Some(t),
-        last_activity: Some(t),
-        factors: vec!["password".into()],
-        ..Default::default()
-    });
-    r
-}
-
 async fn reason(server: &TestServer, req: impl tonic::IntoRequest<pb::CheckRequest>) -> String {
     decide(&mut server.authz().await, req).await.reason
 }

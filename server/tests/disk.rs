@@ -15,7 +15,7 @@ use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped. Needs root, as
 /// the PostgreSQL harness does.
@@ -55,21 +55,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within {within:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_pushes_cleanly_denies_unaudited_allows_and_recovers() {
     let fs = Tmpfs::mount("full-disk", "4m");
@@ -99,7 +84,8 @@ async fn a_full_disk_fails_pushes_cleanly_denies_unaudited_allows_and_recovers()
         .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
     // Audited allows turn into denies once the trail cannot write (deny policy, A1).
-    wait_for("the audit policy applies", Duration::from_secs(10), || {
+    // The audit policy applies.
+    eventually(Duration::from_secs(10), || {
         let mut c = c.clone();
         async move { decide(&mut c, ann_reads()).await.reason == "audit_unavailable" }
     })
@@ -107,7 +93,8 @@ async fn a_full_disk_fails_pushes_cleanly_denies_unaudited_allows_and_recovers()
 
     // Space returns: both recover by themselves.
     std::fs::remove_file(filler).unwrap();
-    wait_for("the audit trail recovers", Duration::from_secs(10), || {
+    // The audit trail recovers.
+    eventually(Duration::from_secs(10), || {
         let mut c = c.clone();
         async move { is_allow(&decide(&mut c, ann_reads()).await) }
     })

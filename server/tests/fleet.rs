@@ -39,22 +39,6 @@ async fn fleet(pg: &Postgres, n: usize) -> Vec<TestServer> {
     out
 }
 
-/// Polls `f` until it returns true or `within` passes; returns how long it took.
-async fn eventually<F, Fut>(within: Duration, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if f().await {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("not within {within:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_on_one_replica_is_served_by_all_and_a_revocation_denies_everywhere() {
     let pg = Postgres::start();
@@ -372,18 +356,7 @@ async fn a_login_observed_by_one_replica_keeps_the_account_active_on_all() {
     let pg = Postgres::start();
     let fleet = fleet(&pg, 2).await;
     let (a, b) = (&fleet[0], &fleet[1]);
-    // Dr Ann at the server's time, in a session that authenticated at `t`.
-    let ann = |t: i64| {
-        let mut r = ann_reads();
-        r.at = None;
-        r.session = Some(pb::Session {
-            authenticated_at: Some(t),
-            last_activity: Some(t),
-            factors: vec!["password".into()],
-            ..Default::default()
-        });
-        r
-    };
+    let ann = |t: i64| reads_at("dr-ann", t);
     // Day 100: by the bundle alone she is dormant (R7).
     b.clock.set(AT + 100 * DAY);
     assert_eq!(

@@ -43,6 +43,20 @@ fn pki() -> Pki {
     }
 }
 
+/// The server's certificate, key and client CA, written into `dir`.
+fn server_files(dir: &std::path::Path, pki: &Pki) -> TlsFiles {
+    let write = |name: &str, pem: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    TlsFiles {
+        cert: write("server.pem", &pki.server.0),
+        key: write("server.key", &pki.server.1),
+        client_ca: Some(write("ca.pem", &pki.ca_pem)),
+    }
+}
+
 async fn client(server: &TestServer, pki: &Pki, with_identity: bool) -> Result<Channel, tonic::transport::Error> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&pki.ca_pem))
@@ -62,16 +76,7 @@ async fn client(server: &TestServer, pki: &Pki, with_identity: bool) -> Result<C
 async fn mutual_tls_admits_certified_clients_only() {
     let pki = pki();
     let dir = temp_dir("tls");
-    let write = |name: &str, pem: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).unwrap();
-        p
-    };
-    let tls = TlsFiles {
-        cert: write("server.pem", &pki.server.0),
-        key: write("server.key", &pki.server.1),
-        client_ca: Some(write("ca.pem", &pki.ca_pem)),
-    };
+    let tls = server_files(&dir, &pki);
     let server = TestServer::start_with(&dir.join("data"), Some("clinic-portal"), |c| c.tls = Some(tls)).await;
 
     let channel = client(&server, &pki, true).await.unwrap();
@@ -106,16 +111,7 @@ async fn a_client_certificate_name_maps_to_scopes_without_a_token() {
     use portcullis_server::scopes::{METHOD_SCOPES, Scope};
     let pki = pki();
     let dir = temp_dir("tls-scopes");
-    let write = |name: &str, pem: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).unwrap();
-        p
-    };
-    let tls = TlsFiles {
-        cert: write("server.pem", &pki.server.0),
-        key: write("server.key", &pki.server.1),
-        client_ca: Some(write("ca.pem", &pki.ca_pem)),
-    };
+    let tls = server_files(&dir, &pki);
     let server = TestServer::start_with(&dir.join("data"), Some("clinic-portal"), |c| {
         c.tls = Some(tls);
         // A check token exists, so checks are not open: the certificate must carry them.

@@ -257,3 +257,33 @@ pub async fn call_empty(channel: Channel, path: &'static str, token: Option<&str
 pub fn refused(code: tonic::Code) -> bool {
     matches!(code, tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
 }
+
+/// Polls `f` until it returns true or `within` passes; returns how long it took.
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut f: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("not within {within:?}");
+}
+
+/// `principal` reading a north-clinic record at the server's time, in a session that
+/// authenticated (and was last active) at `t`.
+pub fn reads_at(principal: &str, t: i64) -> pb::CheckRequest {
+    let mut r = check(principal, "read", "patient_record", "p-1", Some("clinic-north"));
+    r.at = None;
+    r.session = Some(pb::Session {
+        authenticated_at: Some(t),
+        last_activity: Some(t),
+        factors: vec!["password".into()],
+        ..Default::default()
+    });
+    r
+}
