@@ -246,8 +246,7 @@ async fn worker(ctx: Arc<Ctx>, channel: Channel, seed: u64) -> Recorder {
                 if at >= ctx.end {
                     break;
                 }
-                tokio::time::sleep_until(at).await;
-                at
+                send_time(at).await
             }
             None => {
                 let now = Instant::now();
@@ -266,6 +265,19 @@ async fn worker(ctx: Arc<Ctx>, channel: Channel, seed: u64) -> Recorder {
         }
     }
     rec
+}
+
+/// Waits for an open-loop call's scheduled time and returns the instant its latency is
+/// measured from. A worker that is behind (its previous call ran past `at`) measures from
+/// `at`, so a slow server's backlog counts (no coordinated omission). A worker that was
+/// idle measures from when it actually woke: tokio's timer fires up to a millisecond late,
+/// and that lateness is the tester's, not the server's.
+async fn send_time(at: Instant) -> Instant {
+    if Instant::now() >= at {
+        return at;
+    }
+    tokio::time::sleep_until(at).await;
+    Instant::now()
 }
 
 /// Makes one call; `Ok(decisions)` or the status code.

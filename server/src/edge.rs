@@ -26,16 +26,25 @@ pub struct EdgeLayer {
     /// Permits for decision calls in flight.
     decisions: Arc<Semaphore>,
     limit: usize,
+    /// The most of a refused call's body read before answering: one whole message.
+    drain_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
 impl EdgeLayer {
-    /// At most `max_decisions` decision calls in flight, each at most `request_timeout`.
-    pub fn new(request_timeout: Duration, max_decisions: usize, metrics: Arc<Metrics>) -> EdgeLayer {
+    /// At most `max_decisions` decision calls in flight, each at most `request_timeout`;
+    /// `max_message_bytes` is the request size limit.
+    pub fn new(
+        request_timeout: Duration,
+        max_decisions: usize,
+        max_message_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> EdgeLayer {
         EdgeLayer {
             request_timeout,
             decisions: Arc::new(Semaphore::new(max_decisions)),
             limit: max_decisions,
+            drain_bytes: max_message_bytes.saturating_add(GRPC_FRAME_HEADER),
             metrics,
         }
     }
@@ -71,6 +80,7 @@ impl<S, B> tower::Service<http::Request<B>> for Edge<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send,
     S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -90,7 +100,11 @@ where
                         "the server is at its limit of {} decision calls in flight; retry with backoff",
                         self.layer.limit
                     ));
-                    return Box::pin(async move { Ok(status.into_http()) });
+                    let (body, most) = (req.into_body(), self.layer.drain_bytes);
+                    return Box::pin(async move {
+                        drain(body, most).await;
+                        Ok(status.into_http())
+                    });
                 }
             }
         } else {
@@ -119,6 +133,32 @@ where
             }
         })
     }
+}
+
+/// The bytes in front of each gRPC message: a compression flag and the length.
+const GRPC_FRAME_HEADER: usize = 5;
+/// The longest a refused call's body is waited for.
+const DRAIN_TIME: Duration = Duration::from_millis(50);
+
+/// Reads what remains of a refused call's request (a decision call is a few hundred bytes,
+/// usually already here), so the early answer does not cut off a request the client is
+/// still sending: HTTP/2 clients report that reset as a transport error, not as the
+/// RESOURCE_EXHAUSTED they can retry. Reads at most `most` bytes, discarding them as they
+/// come, for at most `DRAIN_TIME`; past either the rest is reset.
+async fn drain<B: http_body::Body>(body: B, most: usize) {
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    let mut body = std::pin::pin!(body);
+    let mut read = 0;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read < most && !body.is_end_stream() {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, bytes::Buf::remaining),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Rewrites a status the transport put in the headers (a trailers-only response) when

@@ -545,6 +545,7 @@ pub async fn run(
         .layer(EdgeLayer::new(
             cfg.request_timeout,
             cfg.max_concurrent_decisions,
+            cfg.limits.max_message_bytes,
             telemetry.metrics.clone(),
         ))
         .layer(access)
