@@ -49,16 +49,7 @@ fn bundle(principals: usize, tenants: usize) -> Bundle {
         }
     }
     Bundle {
-        resource_types: vec![ResourceType {
-            name: "record".into(),
-            actions: ACTIONS.iter().map(|a| a.to_string()).collect(),
-            classification: Default::default(),
-            critical: false,
-            networks: Vec::new(),
-            public_actions: Vec::new(),
-            tenant_column: "tenant_id".into(),
-            id_column: "id".into(),
-        }],
+        resource_types: vec![ResourceType::new("record", &ACTIONS)],
         roles: vec![Role {
             name: "clinician".into(),
             permissions: [("record".to_owned(), ACTIONS.iter().map(|a| a.to_string()).collect())].into(),

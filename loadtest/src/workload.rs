@@ -53,17 +53,16 @@ impl Workload {
             };
             for (rtype, actions) in &role.permissions {
                 let Some(action) = actions.first() else { continue };
-                let network = bundle
-                    .resource_types
-                    .iter()
-                    .find(|t| t.name == *rtype)
-                    .and_then(|t| t.networks.first().cloned());
+                let rt = bundle.resource_types.iter().find(|t| t.name == *rtype);
+                let network = rt.and_then(|t| t.networks.first().cloned());
+                let privileged = role.privileged || rt.is_some_and(|t| t.is_privileged(action));
                 let (tenant, id) = match &g.scope {
                     Scope::Tenant(t) => (Some(t.to_string()), "1".to_owned()),
                     Scope::Resources { resource_type, ids } if **resource_type == **rtype => {
                         (None, ids.first().map_or_else(|| "1".to_owned(), |i| i.to_string()))
                     }
-                    Scope::Resources { .. } => continue,
+                    // Owned resources would need an owner attribute per request: not drawn.
+                    Scope::Resources { .. } | Scope::Own { .. } => continue,
                     Scope::All => (Some("any-tenant".to_owned()), "1".to_owned()),
                 };
                 for p in &grantees {
@@ -73,7 +72,7 @@ impl Workload {
                         resource_type: rtype.clone(),
                         tenant: tenant.clone(),
                         id: id.clone(),
-                        elevated_role: role.privileged.then(|| role.name.clone()),
+                        elevated_role: privileged.then(|| role.name.clone()),
                         network: network.clone(),
                     });
                 }

@@ -4,7 +4,7 @@
 use crate::bundle::AccountStatus;
 use crate::decision::RuleRef;
 use crate::request::Resource;
-use crate::snapshot::{CScope, Entry, Snapshot};
+use crate::snapshot::{ANY_TENANT, CScope, Entry, Snapshot};
 use crate::time::Timestamp;
 use serde::Serialize;
 
@@ -64,6 +64,8 @@ pub enum Target<'a> {
         id: &'a str,
         /// Its tenant.
         tenant: Option<&'a str>,
+        /// Its owner (the type's `owner_attribute`), which `own` scopes reach.
+        owner: Option<&'a str>,
     },
 }
 
@@ -79,9 +81,9 @@ impl Snapshot {
         let Some(bit) = ctype.action_bit(action) else {
             return Vec::new();
         };
-        let (tenant, res_id) = match target {
-            Target::Tenant(t) => (Some(t), None),
-            Target::Resource { id, tenant } => (tenant, Some(id)),
+        let (tenant, res_id, owner) = match target {
+            Target::Tenant(t) => (Some(t), None, None),
+            Target::Resource { id, tenant, owner } => (tenant, Some(id), owner),
         };
         let tenant_key = tenant.and_then(|t| self.tenants.key(t));
         let res_key = res_id.and_then(|id| ctype.ids.key(id));
@@ -90,6 +92,17 @@ impl Snapshot {
             .into_iter()
             .flatten();
         let by_res = self.reverse.by_resources.iter().filter(|_| res_key.is_some());
+        // `own` scopes are not indexed: only the owner can hold one that reaches the resource.
+        let owner_key = owner.and_then(|o| self.principal(o)).map(|p| p.key);
+        let owner_pairs: Vec<(u32, u32)> = owner
+            .and_then(|o| self.principal(o))
+            .map(|p| {
+                p.entries_for(type_key)
+                    .filter(|e| matches!(e.scope, CScope::Own(_)) && !e.break_glass)
+                    .map(|e| (p.key, e.grant))
+                    .collect()
+            })
+            .unwrap_or_default();
         let probe = Resource {
             resource_type: resource_type.to_owned(),
             id: res_id.unwrap_or_default().to_owned(),
@@ -97,7 +110,7 @@ impl Snapshot {
             attributes: Default::default(),
         };
         let mut out = Vec::new();
-        for &(p, g) in self.reverse.everything.iter().chain(by_tenant).chain(by_res) {
+        for &(p, g) in self.reverse.everything.iter().chain(by_tenant).chain(by_res).chain(&owner_pairs) {
             let Some(principal) = self.principals.by_key(p) else {
                 continue;
             };
@@ -105,7 +118,7 @@ impl Snapshot {
                 .entries_for(type_key)
                 .find(|e| e.grant == g && e.actions & bit != 0);
             if let Some(e) = entry
-                && (e.break_glass || self.scope_covers(e.scope, tenant_key, res_key))
+                && (e.break_glass || self.scope_covers(e.scope, tenant_key, res_key, owner_key == Some(p)))
             {
                 let mut path = self.path(p, e);
                 if let Some(d) = self.deny_for(type_key, bit, p, &probe) {
@@ -183,6 +196,8 @@ impl Snapshot {
                 "resources:{} ids",
                 self.resource_sets.get(s as usize).map_or(0, |b| b.len())
             ),
+            CScope::Own(ANY_TENANT) => "own".to_owned(),
+            CScope::Own(t) => format!("own,tenant:{}", self.tenants.name(t).unwrap_or_default()),
         };
         AccessPath {
             principal: p.map_or_else(String::new, |p| p.id.to_string()),

@@ -120,9 +120,15 @@ pub struct ResourceType {
     /// Data classification.
     #[serde(default)]
     pub classification: Classification,
-    /// R8: every access needs a second factor.
+    /// R8, R12: every action is critical (a second factor; approvals on grants reaching it).
     #[serde(default)]
     pub critical: bool,
+    /// R8, R12: the actions that are critical when not all are, e.g. `[update, delete]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_actions: Vec<String>,
+    /// R10: actions a grant allows only from a session elevated into the grant's role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privileged_actions: Vec<String>,
     /// R18: when non-empty, the session's network must be one of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
@@ -135,6 +141,12 @@ pub struct ResourceType {
     /// Column holding the resource id, for SQL row filters.
     #[serde(default = "default_id_column")]
     pub id_column: String,
+    /// The resource attribute naming its owner, for `own` scopes.
+    #[serde(default = "default_owner_attribute")]
+    pub owner_attribute: String,
+    /// Column holding the owner, for SQL row filters; defaults to `owner_attribute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_column: Option<String>,
 }
 
 fn default_tenant_column() -> String {
@@ -143,6 +155,50 @@ fn default_tenant_column() -> String {
 
 fn default_id_column() -> String {
     "id".to_owned()
+}
+
+fn default_owner_attribute() -> String {
+    "owner".to_owned()
+}
+
+impl ResourceType {
+    /// A type with these actions and every other field at its default.
+    pub fn new(name: &str, actions: &[&str]) -> ResourceType {
+        ResourceType {
+            name: name.to_owned(),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            classification: Classification::default(),
+            critical: false,
+            critical_actions: Vec::new(),
+            privileged_actions: Vec::new(),
+            networks: Vec::new(),
+            public_actions: Vec::new(),
+            tenant_column: default_tenant_column(),
+            id_column: default_id_column(),
+            owner_attribute: default_owner_attribute(),
+            owner_column: None,
+        }
+    }
+
+    /// R8, R12: whether `action` on this type is critical.
+    pub fn is_critical(&self, action: &str) -> bool {
+        self.critical || self.critical_actions.iter().any(|a| a == action)
+    }
+
+    /// R10: whether `action` on this type needs elevation into the grant's role.
+    pub fn is_privileged(&self, action: &str) -> bool {
+        self.privileged_actions.iter().any(|a| a == action)
+    }
+
+    /// The owner a resource of this type names, if it names one.
+    pub fn owner_of<'r>(&self, resource: &'r crate::request::Resource) -> Option<&'r str> {
+        resource.attributes.get(&self.owner_attribute).map(String::as_str)
+    }
+
+    /// The SQL column holding the owner.
+    pub fn owner_column(&self) -> &str {
+        self.owner_column.as_deref().unwrap_or(&self.owner_attribute)
+    }
 }
 
 /// A pre-approved job-function role (R2) and the conditions on its use.
@@ -178,6 +234,20 @@ pub struct Role {
     /// R16: holders may act as customer principals within the grant's scope.
     #[serde(default)]
     pub impersonation: bool,
+}
+
+impl Role {
+    /// R12: distinct approvers each grant of this role needs: its own number, else
+    /// `critical_approvals` when it allows an action `is_critical(type, action)` says is.
+    pub fn approvals_needed(&self, settings: &Settings, is_critical: impl Fn(&str, &str) -> bool) -> u8 {
+        self.approvals_required.unwrap_or_else(|| {
+            let critical = self
+                .permissions
+                .iter()
+                .any(|(t, actions)| actions.iter().any(|a| is_critical(t, a)));
+            if critical { settings.critical_approvals } else { 0 }
+        })
+    }
 }
 
 /// A named set of principals.
@@ -252,14 +322,20 @@ pub struct Principal {
     pub duplicate_exception: bool,
 }
 
-/// What a grant reaches (R3). Written `all`, `{tenant: acme}` or
-/// `{resources: {type: study, ids: [s1, s2]}}`.
+/// What a grant reaches (R3). Written `all`, `{tenant: acme}`,
+/// `{resources: {type: study, ids: [s1, s2]}}`, `own` or `{own: true, tenant: acme}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Everything the role's permissions name.
     All,
     /// Every resource of one customer account.
     Tenant(Box<str>),
+    /// Resources whose owner (the type's `owner_attribute`) is the principal acting, or
+    /// the one acted as (R16); of one tenant when `tenant` is given.
+    Own {
+        /// Only resources of this tenant.
+        tenant: Option<Box<str>>,
+    },
     /// Listed resources of one type.
     Resources {
         /// Resource type of the ids.
@@ -287,6 +363,13 @@ impl Serialize for Scope {
                 m.serialize_entry("tenant", t)?;
                 m.end()
             }
+            Scope::Own { tenant: None } => s.serialize_str("own"),
+            Scope::Own { tenant: Some(t) } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("own", &true)?;
+                m.serialize_entry("tenant", t)?;
+                m.end()
+            }
             Scope::Resources { resource_type, ids } => {
                 let mut m = s.serialize_map(Some(1))?;
                 let list = ResourceList {
@@ -306,32 +389,46 @@ impl<'de> Deserialize<'de> for Scope {
         impl<'de> serde::de::Visitor<'de> for ScopeVisitor {
             type Value = Scope;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("`all`, `{tenant: ID}` or `{resources: {type: TYPE, ids: [...]}}`")
+                f.write_str(
+                    "`all`, `own`, `{tenant: ID}`, `{own: true, tenant: ID}` or `{resources: {type: TYPE, ids: [...]}}`",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scope, E> {
                 match v {
                     "all" => Ok(Scope::All),
+                    "own" => Ok(Scope::Own { tenant: None }),
                     other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
                 }
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scope, A::Error> {
                 use serde::de::Error;
-                let key: String = map.next_key()?.ok_or_else(|| A::Error::custom("empty scope"))?;
-                let scope = match key.as_str() {
-                    "tenant" => Scope::Tenant(map.next_value()?),
-                    "resources" => {
-                        let list: ResourceList = map.next_value()?;
-                        Scope::Resources {
-                            resource_type: list.resource_type,
-                            ids: list.ids,
-                        }
+                let (mut tenant, mut resources, mut own) = (None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let repeated = match key.as_str() {
+                        "tenant" => tenant.replace(map.next_value::<Box<str>>()?).is_some(),
+                        "resources" => resources.replace(map.next_value::<ResourceList>()?).is_some(),
+                        "own" => own.replace(map.next_value::<bool>()?).is_some(),
+                        other => return Err(A::Error::unknown_field(other, &["tenant", "resources", "own"])),
+                    };
+                    if repeated {
+                        return Err(A::Error::custom(format!("`{key}` appears twice in one scope")));
                     }
-                    other => return Err(A::Error::unknown_field(other, &["tenant", "resources"])),
-                };
-                if let Some(extra) = map.next_key::<String>()? {
-                    return Err(A::Error::custom(format!("a scope has one key; `{extra}` is extra")));
                 }
-                Ok(scope)
+                match (tenant, resources, own) {
+                    (_, _, Some(false)) => Err(A::Error::custom(
+                        "`own: false` is not a scope: leave `own` out, or write `own: true`",
+                    )),
+                    (tenant, None, Some(true)) => Ok(Scope::Own { tenant }),
+                    (Some(t), None, None) => Ok(Scope::Tenant(t)),
+                    (None, Some(list), None) => Ok(Scope::Resources {
+                        resource_type: list.resource_type,
+                        ids: list.ids,
+                    }),
+                    (None, None, None) => Err(A::Error::custom("empty scope")),
+                    _ => Err(A::Error::custom(
+                        "a scope is one of `tenant`, `resources` or `own` (which may name a `tenant`)",
+                    )),
+                }
             }
         }
         d.deserialize_any(ScopeVisitor)
@@ -339,11 +436,13 @@ impl<'de> Deserialize<'de> for Scope {
 }
 
 impl Scope {
-    /// R3: whether this scope reaches `resource`. Ids compare byte for byte.
-    pub fn covers(&self, resource: &crate::request::Resource) -> bool {
+    /// R3: whether this scope reaches `resource`; `owned` says whether its owner is the
+    /// principal the grant is being used by. Ids compare byte for byte.
+    pub fn covers(&self, resource: &crate::request::Resource, owned: bool) -> bool {
         match self {
             Scope::All => true,
             Scope::Tenant(t) => resource.tenant.as_deref() == Some(&**t),
+            Scope::Own { tenant } => owned && tenant.as_deref().is_none_or(|t| resource.tenant.as_deref() == Some(t)),
             Scope::Resources { resource_type, ids } => {
                 **resource_type == *resource.resource_type && ids.iter().any(|id| **id == *resource.id)
             }

@@ -5,7 +5,8 @@ use crate::ids::IdSpace;
 use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
 use crate::snapshot::{
-    CDeny, CGrant, CRole, CScope, CType, Entry, NO_WINDOW, ReverseIndex, Snapshot, Stats, TypeDeny, Window,
+    ANY_TENANT, CDeny, CGrant, CRole, CScope, CType, Entry, NO_WINDOW, ReverseIndex, Snapshot, Stats, TypeDeny,
+    Window,
 };
 use crate::validate::{ValidationErrors, validate};
 use roaring::RoaringBitmap;
@@ -121,12 +122,15 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             name: Box::from(t.name.as_str()),
             actions: t.actions.iter().map(|a| Box::from(a.as_str())).collect(),
             public: mask(&t.public_actions),
-            critical: t.critical,
+            critical: if t.critical { u64::MAX } else { mask(&t.critical_actions) },
+            privileged: mask(&t.privileged_actions),
             sensitive: t.classification == Classification::Sensitive,
             networks: t.networks.iter().map(|n| Box::from(n.as_str())).collect(),
             ids: IdSpace::build(ids.flatten()).ok_or(CompileError::TooLarge("resource ids"))?,
             tenant_column: Box::from(t.tenant_column.as_str()),
             id_column: Box::from(t.id_column.as_str()),
+            owner_attribute: Box::from(t.owner_attribute.as_str()),
+            owner_column: Box::from(t.owner_column()),
         });
     }
 
@@ -177,7 +181,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     }
 
     let tenant_names = bundle.grants.iter().filter_map(|g| match &g.scope {
-        Scope::Tenant(t) => Some(&**t),
+        Scope::Tenant(t) | Scope::Own { tenant: Some(t) } => Some(&**t),
         _ => None,
     });
     let tenants = IdSpace::build(tenant_names).ok_or(CompileError::TooLarge("tenants"))?;
@@ -204,6 +208,13 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 CScope::Tenant(tenants.key(t).ok_or(CompileError::TooLarge("tenants"))?),
                 None,
             ),
+            Scope::Own { tenant } => {
+                let key = match tenant {
+                    Some(t) => tenants.key(t).ok_or(CompileError::TooLarge("tenants"))?,
+                    None => ANY_TENANT,
+                };
+                (CScope::Own(key), None)
+            }
             Scope::Resources { resource_type, ids } => {
                 let tkey = type_keys.get(&**resource_type).copied();
                 let space = tkey.and_then(|k| types.get(usize::from(k))).map(|t| &t.ids);
@@ -236,7 +247,13 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 if !role.break_glass && scope_type.is_some_and(|t| t != type_key) {
                     continue;
                 }
-                let plain = timeless && dual == 0 && !role.requires_mfa && !role.privileged && !role.break_glass;
+                let privileged_here = types.get(usize::from(type_key)).is_some_and(|t| t.privileged & actions != 0);
+                let plain = timeless
+                    && dual == 0
+                    && !role.requires_mfa
+                    && !role.privileged
+                    && !privileged_here
+                    && !role.break_glass;
                 list.push(Entry {
                     actions,
                     scope,
@@ -255,6 +272,8 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 CScope::All => reverse.everything.push((p, gkey)),
                 CScope::Tenant(t) => reverse.by_tenant.entry(t).or_default().push((p, gkey)),
                 CScope::Resources(_) => reverse.by_resources.push((p, gkey)),
+                // Found through the owner a resource names, not through an index.
+                CScope::Own(_) => {}
             }
         }
         let window = if timeless {

@@ -6,7 +6,7 @@ use crate::decision::{Decision, Effect, Flags, Reason, RuleRef};
 use crate::overlay::{Overlay, TemporaryGrant};
 use crate::principals::PrincipalRef;
 use crate::request::{Request, Resource, Session};
-use crate::snapshot::{CGrant, CRole, CScope, CType, Snapshot, Window};
+use crate::snapshot::{ANY_TENANT, CGrant, CRole, CScope, CType, Snapshot, Window};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -48,6 +48,8 @@ pub(crate) struct GrantView<'a> {
     pub role: &'a CRole,
     pub window: Window,
     pub dual: bool,
+    /// R10: elevation into the role is needed (a privileged role or a privileged action).
+    pub privileged: bool,
 }
 
 /// Best allow and most advanced deny seen among candidate grants.
@@ -169,10 +171,11 @@ impl Snapshot {
 
         let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
         let res = ctype.ids.key(&req.resource.id);
+        let owned = owner_of(ctype, &req.resource) == Some(subject.effective_p.id);
         let mut verdict = Verdict::default();
         let mut co_signer: Option<bool> = None;
         for e in subject.effective_p.entries_for(type_key) {
-            if e.actions & bit == 0 || !(e.break_glass || self.scope_covers(e.scope, tenant, res)) {
+            if e.actions & bit == 0 || !(e.break_glass || self.scope_covers(e.scope, tenant, res, owned)) {
                 continue;
             }
             if e.plain {
@@ -204,7 +207,7 @@ impl Snapshot {
             let Some((view, role_bg)) = self.temporary_view(t, type_key, bit) else {
                 continue;
             };
-            if !(role_bg || t.scope.covers(&req.resource)) {
+            if !(role_bg || t.scope.covers(&req.resource, owned)) {
                 continue;
             }
             let outcome = settle(
@@ -329,7 +332,7 @@ impl Snapshot {
             tracer.note(|| format!("R18: network {:?} is not allowed for `{}`", sess.network, ctype.name));
             return Err(Reason::NetworkNotAllowed);
         }
-        if ctype.critical && !mfa {
+        if ctype.critical & bit != 0 && !mfa {
             tracer.note(|| format!("R8: `{}` is critical and the session has no second factor", ctype.name));
             return Err(Reason::MfaRequired);
         }
@@ -388,7 +391,7 @@ impl Snapshot {
                     && match g.scope {
                         CScope::All => true,
                         CScope::Tenant(t) => target_tenant.and_then(|n| self.tenants.key(n)) == Some(t),
-                        CScope::Resources(_) => false,
+                        CScope::Resources(_) | CScope::Own(_) => false,
                     }
             })
         });
@@ -402,15 +405,18 @@ impl Snapshot {
                     && match &t.scope {
                         Scope::All => true,
                         Scope::Tenant(x) => target_tenant == Some(&**x),
-                        Scope::Resources { .. } => false,
+                        Scope::Resources { .. } | Scope::Own { .. } => false,
                     }
             })
     }
 
-    pub(crate) fn scope_covers(&self, scope: CScope, tenant: Option<u32>, res: Option<u32>) -> bool {
+    /// Whether a compiled scope reaches a resource of tenant key `tenant` and id key `res`,
+    /// `owned` by the principal whose grant this is.
+    pub(crate) fn scope_covers(&self, scope: CScope, tenant: Option<u32>, res: Option<u32>, owned: bool) -> bool {
         match scope {
             CScope::All => true,
             CScope::Tenant(t) => tenant == Some(t),
+            CScope::Own(t) => owned && (t == ANY_TENANT || tenant == Some(t)),
             CScope::Resources(s) => {
                 res.is_some_and(|r| self.resource_sets.get(s as usize).is_some_and(|set| set.contains(r)))
             }
@@ -424,6 +430,7 @@ impl Snapshot {
             role,
             window: self.window(g),
             dual: role.masks(type_key).1 & bit != 0,
+            privileged: self.privileged(role, type_key, bit),
         })
     }
 
@@ -438,8 +445,18 @@ impl Snapshot {
             role,
             window: temporary_window(t),
             dual: dual & bit != 0,
+            privileged: self.privileged(role, type_key, bit),
         };
         Some((view, role.break_glass))
+    }
+
+    /// R10: whether using `role` for action `bit` on a type needs elevation into it.
+    fn privileged(&self, role: &CRole, type_key: u16, bit: u64) -> bool {
+        role.privileged
+            || self
+                .types
+                .get(usize::from(type_key))
+                .is_none_or(|t| t.privileged & bit != 0)
     }
 
     /// The staged grant checks (R15, R11, R7, R8, R10). `Ok(true)` means a co-signer is still needed (R13).
@@ -458,7 +475,7 @@ impl Snapshot {
         if g.role.requires_mfa && !subject.mfa {
             return Err(Reason::MfaRequired);
         }
-        if g.role.privileged {
+        if g.privileged {
             if sess.elevated_role.as_deref() != Some(&*g.role.name) {
                 return Err(Reason::ElevationRequired);
             }
@@ -485,6 +502,7 @@ impl Snapshot {
     ) -> bool {
         let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
         let res = ctype.ids.key(&req.resource.id);
+        let owned = owner_of(ctype, &req.resource).is_some_and(|o| req.session.co_signer.as_deref() == Some(o));
         self.co_signer_covers(
             req.session.co_signer.as_deref(),
             subject,
@@ -493,8 +511,8 @@ impl Snapshot {
             overlay,
             now,
             |scope| match scope {
-                Coverage::Compiled(s) => self.scope_covers(s, tenant, res),
-                Coverage::Overlay(s) => s.covers(&req.resource),
+                Coverage::Compiled(s) => self.scope_covers(s, tenant, res, owned),
+                Coverage::Overlay(s) => s.covers(&req.resource, owned),
             },
         )
     }
@@ -579,6 +597,11 @@ impl Snapshot {
 pub(crate) enum Coverage<'a> {
     Compiled(CScope),
     Overlay(&'a Scope),
+}
+
+/// The owner a resource of `ctype` names (its `owner_attribute`), if it names one.
+pub(crate) fn owner_of<'r>(ctype: &CType, resource: &'r Resource) -> Option<&'r str> {
+    resource.attributes.get(&*ctype.owner_attribute).map(String::as_str)
 }
 
 /// An overlay grant's validity: always an expiry, never a lapse.

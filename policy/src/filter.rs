@@ -7,7 +7,7 @@ use crate::eval::{Coverage, Prelude, Subject, Tracer};
 use crate::ids::IdSpace;
 use crate::overlay::Overlay;
 use crate::request::{Resource, Session};
-use crate::snapshot::{CScope, CType, Snapshot};
+use crate::snapshot::{ANY_TENANT, CScope, CType, Snapshot};
 use crate::time::Timestamp;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,14 +81,39 @@ impl IdSet {
     }
 }
 
-/// What one grant reaches, normalized for set algebra.
-#[derive(Debug, Clone)]
-enum Reach {
-    All,
-    Tenants(IdSet),
-    Resources(IdSet),
-    /// Rows of these tenants with these ids.
-    Pair(IdSet, IdSet),
+/// What one grant reaches: rows meeting every present condition (none present: every row).
+#[derive(Debug, Clone, Default)]
+struct Reach {
+    tenants: Option<IdSet>,
+    resources: Option<IdSet>,
+    /// Rows whose owner column holds this principal id.
+    owner: Option<String>,
+    /// Conditions that no row can meet together.
+    empty: bool,
+}
+
+impl Reach {
+    fn tenants(set: IdSet) -> Reach {
+        Reach {
+            tenants: Some(set),
+            ..Reach::default()
+        }
+    }
+
+    fn resources(set: IdSet) -> Reach {
+        Reach {
+            resources: Some(set),
+            ..Reach::default()
+        }
+    }
+
+    fn owned_by(owner: &str, tenants: Option<IdSet>) -> Reach {
+        Reach {
+            tenants,
+            owner: Some(owner.to_owned()),
+            ..Reach::default()
+        }
+    }
 }
 
 /// Rows a principal may see: the union of its terms, minus the exclusions.
@@ -102,6 +127,25 @@ pub struct Rows {
     pub resources: IdSet,
     /// Rows whose tenant is in the first set and id in the second (from dual control, R13).
     pub pairs: Vec<(IdSet, IdSet)>,
+    /// Rows owned by someone (`own` scopes), within optional tenant and id sets.
+    pub owned: Vec<Owned>,
+}
+
+/// Rows whose owner column holds `owner`, of the given tenants and ids when present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    /// The owner's principal id: the principal, the one it acts as, or a co-signer (R13).
+    pub owner: String,
+    /// Only rows of these tenants.
+    pub tenants: Option<IdSet>,
+    /// Only rows with these ids.
+    pub resources: Option<IdSet>,
+}
+
+impl Rows {
+    fn is_empty(&self) -> bool {
+        !self.all && self.tenants.is_empty() && self.resources.is_empty() && self.pairs.is_empty() && self.owned.is_empty()
+    }
 }
 
 /// A deny rule (R14) restricted to rows: rows matching every present condition are removed.
@@ -212,7 +256,7 @@ impl Snapshot {
                 when: rule.when.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             });
         }
-        if !rows.all && rows.tenants.is_empty() && rows.resources.is_empty() && rows.pairs.is_empty() {
+        if rows.is_empty() {
             return none(Reason::NoMatchingGrant);
         }
         RowFilter::Rows {
@@ -233,6 +277,7 @@ impl Snapshot {
         overlay: &Overlay,
     ) -> Rows {
         let mut rows = Rows::default();
+        let me = s.effective_p.id;
         let mut co_signer: Option<Vec<Reach>> = None;
         let ctype = self.types.get(usize::from(type_key));
         let admit = |rows: &mut Rows, reach: Reach, dual: bool, co_signer: &mut Option<Vec<Reach>>| {
@@ -241,11 +286,12 @@ impl Snapshot {
             }
             let cover = co_signer.get_or_insert_with(|| {
                 let mut reaches = Vec::new();
+                let co_signer = session.co_signer.as_deref().unwrap_or_default();
                 self.co_signer_covers(session.co_signer.as_deref(), s, type_key, bit, overlay, now, |c| {
                     if let Some(ctype) = ctype {
                         reaches.push(match c {
-                            Coverage::Compiled(scope) => self.reach(scope),
-                            Coverage::Overlay(scope) => overlay_reach(scope, &self.tenants, ctype),
+                            Coverage::Compiled(scope) => self.reach(scope, co_signer),
+                            Coverage::Overlay(scope) => overlay_reach(scope, &self.tenants, ctype, co_signer),
                         });
                     }
                     false
@@ -253,7 +299,7 @@ impl Snapshot {
                 reaches
             });
             for c in cover.iter() {
-                add(rows, intersect(&reach, c));
+                add(rows, intersect(reach.clone(), c));
             }
         };
         for e in s.effective_p.entries_for(type_key) {
@@ -261,14 +307,18 @@ impl Snapshot {
                 continue;
             }
             if e.plain {
-                add(&mut rows, self.reach(e.scope));
+                add(&mut rows, self.reach(e.scope, me));
                 continue;
             }
             let Some(view) = self.grant_view(e.grant, type_key, bit) else {
                 continue;
             };
             if let Ok(dual) = self.stages(&view, e.break_glass, session, s, now) {
-                let reach = if e.break_glass { Reach::All } else { self.reach(e.scope) };
+                let reach = if e.break_glass {
+                    Reach::default()
+                } else {
+                    self.reach(e.scope, me)
+                };
                 admit(&mut rows, reach, dual, &mut co_signer);
             }
         }
@@ -278,9 +328,9 @@ impl Snapshot {
             };
             if let Ok(dual) = self.stages(&view, bg, session, s, now) {
                 let reach = if bg {
-                    Reach::All
+                    Reach::default()
                 } else {
-                    overlay_reach(&t.scope, &self.tenants, ctype)
+                    overlay_reach(&t.scope, &self.tenants, ctype, me)
                 };
                 admit(&mut rows, reach, dual, &mut co_signer);
             }
@@ -288,27 +338,31 @@ impl Snapshot {
         rows
     }
 
-    fn reach(&self, scope: CScope) -> Reach {
+    /// What a compiled scope of a grant held by `holder` reaches.
+    fn reach(&self, scope: CScope, holder: &str) -> Reach {
+        let tenant = |t: u32| {
+            let mut set = IdSet::default();
+            set.keys.insert(t);
+            set
+        };
         match scope {
-            CScope::All => Reach::All,
-            CScope::Tenant(t) => {
-                let mut set = IdSet::default();
-                set.keys.insert(t);
-                Reach::Tenants(set)
-            }
-            CScope::Resources(i) => Reach::Resources(IdSet {
+            CScope::All => Reach::default(),
+            CScope::Tenant(t) => Reach::tenants(tenant(t)),
+            CScope::Resources(i) => Reach::resources(IdSet {
                 keys: self.resource_sets.get(i as usize).cloned().unwrap_or_default(),
                 names: BTreeSet::new(),
             }),
+            CScope::Own(ANY_TENANT) => Reach::owned_by(holder, None),
+            CScope::Own(t) => Reach::owned_by(holder, Some(tenant(t))),
         }
     }
 }
 
-/// What an overlay grant's scope reaches among rows of `ctype`.
-fn overlay_reach(scope: &Scope, tenants: &IdSpace, ctype: &CType) -> Reach {
+/// What an overlay grant's scope, held by `holder`, reaches among rows of `ctype`.
+fn overlay_reach(scope: &Scope, tenants: &IdSpace, ctype: &CType, holder: &str) -> Reach {
     match scope {
-        Scope::All => Reach::All,
-        Scope::Tenant(t) => Reach::Tenants(IdSet::one(tenants, t)),
+        Scope::All => Reach::default(),
+        Scope::Tenant(t) => Reach::tenants(IdSet::one(tenants, t)),
         Scope::Resources {
             resource_type,
             ids: list,
@@ -319,37 +373,50 @@ fn overlay_reach(scope: &Scope, tenants: &IdSpace, ctype: &CType) -> Reach {
                     set.insert(&ctype.ids, id);
                 }
             }
-            Reach::Resources(set)
+            Reach::resources(set)
         }
+        Scope::Own { tenant } => Reach::owned_by(holder, tenant.as_deref().map(|t| IdSet::one(tenants, t))),
     }
 }
 
+/// Adds the rows of one reach to `rows`.
 fn add(rows: &mut Rows, reach: Reach) {
-    match reach {
-        Reach::All => rows.all = true,
-        Reach::Tenants(t) => rows.tenants.union_with(&t),
-        Reach::Resources(r) => rows.resources.union_with(&r),
-        Reach::Pair(t, r) if !t.is_empty() && !r.is_empty() => rows.pairs.push((t, r)),
-        Reach::Pair(..) => {}
+    let unmeetable = |set: &Option<IdSet>| set.as_ref().is_some_and(IdSet::is_empty);
+    if reach.empty || unmeetable(&reach.tenants) || unmeetable(&reach.resources) {
+        return;
+    }
+    match (reach.owner, reach.tenants, reach.resources) {
+        (Some(owner), tenants, resources) => rows.owned.push(Owned {
+            owner,
+            tenants,
+            resources,
+        }),
+        (None, None, None) => rows.all = true,
+        (None, Some(t), None) => rows.tenants.union_with(&t),
+        (None, None, Some(r)) => rows.resources.union_with(&r),
+        (None, Some(t), Some(r)) => rows.pairs.push((t, r)),
     }
 }
 
-/// A ∩ B for two reaches; a tenant set meeting a resource set becomes a pair term.
-fn intersect(a: &Reach, b: &Reach) -> Reach {
-    match (a, b) {
-        (Reach::All, x) | (x, Reach::All) => x.clone(),
-        (Reach::Tenants(x), Reach::Tenants(y)) => Reach::Tenants(x.intersect(y)),
-        (Reach::Resources(x), Reach::Resources(y)) => Reach::Resources(x.intersect(y)),
-        (Reach::Tenants(t), Reach::Resources(r)) | (Reach::Resources(r), Reach::Tenants(t)) => {
-            Reach::Pair(t.clone(), r.clone())
+/// The rows both reaches reach.
+fn intersect(a: Reach, b: &Reach) -> Reach {
+    let both = |x: Option<IdSet>, y: &Option<IdSet>| match (x, y) {
+        (None, y) => y.clone(),
+        (Some(x), None) => Some(x),
+        (Some(x), Some(y)) => Some(x.intersect(y)),
+    };
+    let (owner, clash) = match (a.owner, &b.owner) {
+        (Some(x), Some(y)) => {
+            let clash = x != *y;
+            (Some(x), clash)
         }
-        (Reach::Pair(t, r), Reach::Tenants(x)) | (Reach::Tenants(x), Reach::Pair(t, r)) => {
-            Reach::Pair(t.intersect(x), r.clone())
-        }
-        (Reach::Pair(t, r), Reach::Resources(x)) | (Reach::Resources(x), Reach::Pair(t, r)) => {
-            Reach::Pair(t.clone(), r.intersect(x))
-        }
-        (Reach::Pair(t, r), Reach::Pair(u, q)) => Reach::Pair(t.intersect(u), r.intersect(q)),
+        (x, y) => (x.or_else(|| y.clone()), false),
+    };
+    Reach {
+        tenants: both(a.tenants, &b.tenants),
+        resources: both(a.resources, &b.resources),
+        owner,
+        empty: a.empty || b.empty || clash,
     }
 }
 
@@ -378,10 +445,16 @@ impl RowFilter {
                 .is_some_and(|t| set.contains(&snapshot.tenants, t))
         };
         let id_in = |set: &IdSet| set.contains(&ctype.ids, &row.id);
+        let owner = crate::eval::owner_of(ctype, row);
         let granted = rows.all
             || tenant_in(&rows.tenants)
             || id_in(&rows.resources)
-            || rows.pairs.iter().any(|(t, r)| tenant_in(t) && id_in(r));
+            || rows.pairs.iter().any(|(t, r)| tenant_in(t) && id_in(r))
+            || rows.owned.iter().any(|o| {
+                owner == Some(o.owner.as_str())
+                    && o.tenants.as_ref().is_none_or(tenant_in)
+                    && o.resources.as_ref().is_none_or(id_in)
+            });
         granted
             && !exclusions.iter().any(|x| {
                 (x.tenants.is_empty() || row.tenant.as_ref().is_some_and(|t| x.tenants.contains(t)))
@@ -427,8 +500,8 @@ impl RowFilter {
         }
     }
 
-    /// The filter as a SQL predicate over the type's `tenant_column` and `id_column`
-    /// (and attribute columns named by deny rules), with `$n` bind parameters.
+    /// The filter as a SQL predicate over the type's `tenant_column`, `id_column` and
+    /// `owner_column` (and attribute columns named by deny rules), with `$n` bind parameters.
     /// `None` means the filter was not built by `snapshot`.
     pub fn to_sql(&self, snapshot: &Snapshot) -> Option<SqlPredicate> {
         let RowFilter::Rows {
@@ -474,6 +547,20 @@ impl RowFilter {
             let tp = bind(SqlParam::TextArray(t.external(&snapshot.tenants)));
             let rp = bind(SqlParam::TextArray(r.external(&ctype.ids)));
             terms.push(format!("({tc} = ANY({tp}) AND {ic} = ANY({rp}))"));
+        }
+        let oc = quote_ident(&ctype.owner_column);
+        for o in &rows.owned {
+            let mut conds = vec![format!("{oc} = {}", bind(SqlParam::Text(o.owner.clone())))];
+            if let Some(t) = &o.tenants {
+                conds.push(format!(
+                    "{tc} = ANY({})",
+                    bind(SqlParam::TextArray(t.external(&snapshot.tenants)))
+                ));
+            }
+            if let Some(r) = &o.resources {
+                conds.push(format!("{ic} = ANY({})", bind(SqlParam::TextArray(r.external(&ctype.ids)))));
+            }
+            terms.push(format!("({})", conds.join(" AND ")));
         }
         let mut sql = if terms.is_empty() {
             "FALSE".to_owned()

@@ -10,11 +10,12 @@
 //! 4. the session must be neither idle nor too old (R9);
 //! 5. impersonation needs an impersonation grant covering the target's tenant and MFA (R16);
 //! 6. shared accounts never reach sensitive types (R4); the network must be allowed (R18);
-//!    critical types need MFA (R8);
+//!    critical actions (`critical`, `critical_actions`) need MFA (R8);
 //! 7. the first matching explicit deny wins (R14);
 //! 8. each grant of the effective principal that covers the resource is tried in stages:
-//!    emergency reason (R15), validity (R11), lapse (R7), MFA (R8), elevation (R10), dual
-//!    control (R13). Any grant passing allows (an ordinary grant before an emergency one,
+//!    emergency reason (R15), validity (R11), lapse (R7), MFA (R8), elevation (R10: a
+//!    privileged role, or a `privileged_actions` action), dual control (R13). An `own`
+//!    scope covers resources whose owner attribute is the effective principal's id. Any grant passing allows (an ordinary grant before an emergency one,
 //!    the first in the bundle among equals); otherwise the deny reports the stage that got
 //!    furthest, so the outcome does not depend on grant order; no grant at all is R1.
 
@@ -125,7 +126,7 @@ fn decide(bundle: &Bundle, overlay: &Overlay, req: &Request, now: Timestamp, fla
                 && match g.scope {
                     Scope::All => true,
                     Scope::Tenant(t) => target.tenant.as_deref() == Some(&**t),
-                    Scope::Resources { .. } => false,
+                    Scope::Resources { .. } | Scope::Own { .. } => false,
                 }
         });
         if !covered {
@@ -143,7 +144,7 @@ fn decide(bundle: &Bundle, overlay: &Overlay, req: &Request, now: Timestamp, fla
     if !rtype.networks.is_empty() && !sess.network.as_ref().is_some_and(|n| rtype.networks.contains(n)) {
         return deny(Reason::NetworkNotAllowed);
     }
-    if rtype.critical && !mfa {
+    if rtype.is_critical(&req.action) && !mfa {
         return deny(Reason::MfaRequired);
     }
     let mut subjects = vec![effective];
@@ -154,10 +155,11 @@ fn decide(bundle: &Bundle, overlay: &Overlay, req: &Request, now: Timestamp, fla
         return Err((Reason::ExplicitDeny, Some(RuleRef::Deny(d))));
     }
 
+    let owner = rtype.owner_of(&req.resource);
     let mut allowed: Option<(bool, usize, RuleRef)> = None;
     let mut denied: Option<(u8, usize, Reason, RuleRef)> = None;
     for g in grants_of(bundle, overlay, &effective.id) {
-        if !role_allows(g.role, rtype, &req.action) || !(g.role.break_glass || g.scope.covers(&req.resource)) {
+        if !role_allows(g.role, rtype, &req.action) || !(g.role.break_glass || g.scope.covers(&req.resource, owner == Some(effective.id.as_str()))) {
             continue;
         }
         match stages(
@@ -217,7 +219,7 @@ fn stages(
     if g.role.requires_mfa && !mfa {
         return Err(Reason::MfaRequired);
     }
-    if g.role.privileged {
+    if g.role.privileged || rtype.is_privileged(&req.action) {
         if req.session.elevated_role.as_deref() != Some(g.role.name.as_str()) {
             return Err(Reason::ElevationRequired);
         }
@@ -254,7 +256,7 @@ fn co_signer_authorized(
         && grants_of(bundle, overlay, id).any(|g| {
             !g.role.break_glass
                 && role_allows(g.role, rtype, &req.action)
-                && g.scope.covers(&req.resource)
+                && g.scope.covers(&req.resource, rtype.owner_of(&req.resource) == Some(id))
                 && usable_at(bundle, &g, now).is_ok()
         })
 }

@@ -46,6 +46,8 @@ fn scope_text(g: &Grant) -> String {
     match &g.scope {
         crate::Scope::All => "all".to_owned(),
         crate::Scope::Tenant(t) => format!("tenant:{t}"),
+        crate::Scope::Own { tenant: None } => "own".to_owned(),
+        crate::Scope::Own { tenant: Some(t) } => format!("own,tenant:{t}"),
         crate::Scope::Resources { resource_type, ids } => format!("{resource_type}:{}", ids.join(" ")),
     }
 }
@@ -232,12 +234,6 @@ pub fn dormant(bundle: &Bundle, observed: &Activity, now: Timestamp) -> Report {
 
 /// A3 (R12): grants whose role needs approvals, with the approvals they carry.
 pub fn approvals(bundle: &Bundle) -> Report {
-    let critical: BTreeSet<&str> = bundle
-        .resource_types
-        .iter()
-        .filter(|t| t.critical)
-        .map(|t| t.name.as_str())
-        .collect();
     let mut r = Report::new(
         "Grants and their approvals",
         &[
@@ -252,11 +248,11 @@ pub fn approvals(bundle: &Bundle) -> Report {
     );
     for (i, g) in bundle.grants.iter().enumerate() {
         let Some(role) = role(bundle, &g.role) else { continue };
-        let reaches_critical = role.permissions.keys().any(|t| critical.contains(t.as_str()));
-        let needed = role.approvals_required.unwrap_or(if reaches_critical {
-            bundle.settings.critical_approvals
-        } else {
-            0
+        let needed = role.approvals_needed(&bundle.settings, |t, a| {
+            bundle
+                .resource_types
+                .iter()
+                .any(|rt| rt.name == t && rt.is_critical(a))
         });
         let privileged = role.privileged || role.break_glass || role.impersonation;
         if needed == 0 && !privileged {

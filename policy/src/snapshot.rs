@@ -42,12 +42,17 @@ pub(crate) struct CType {
     /// INVARIANT: at most 64 actions; action `i` is bit `1 << i`.
     pub actions: Vec<Box<str>>,
     pub public: u64,
-    pub critical: bool,
+    /// Actions that need a second factor (R8).
+    pub critical: u64,
+    /// Actions that need elevation into the grant's role (R10).
+    pub privileged: u64,
     pub sensitive: bool,
     pub networks: Vec<Box<str>>,
     pub ids: IdSpace,
     pub tenant_column: Box<str>,
     pub id_column: Box<str>,
+    pub owner_attribute: Box<str>,
+    pub owner_column: Box<str>,
 }
 
 impl CType {
@@ -101,7 +106,12 @@ pub(crate) enum CScope {
     Tenant(u32),
     /// Index in `Snapshot::resource_sets`.
     Resources(u32),
+    /// Resources the principal owns: of one tenant (its key), or of any (`ANY_TENANT`).
+    Own(u32),
 }
+
+/// `CScope::Own` without a tenant.
+pub(crate) const ANY_TENANT: u32 = u32::MAX;
 
 /// A bundle grant's conditions and provenance.
 #[derive(Debug)]

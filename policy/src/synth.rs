@@ -22,6 +22,8 @@ const PRINCIPALS: &[&str] = &["ann", "bob", "cy", "dee", "Ann", "eve", "fay", "g
 const TENANTS: &[&str] = &["acme", "globex", "Acme", "initech"];
 const NETWORKS: &[&str] = &["vpn", "office", "wifi"];
 const ATTRS: &[(&str, &str)] = &[("kind", "psychotherapy"), ("kind", "lab"), ("vip", "yes")];
+/// Owner attributes random types use; random rows name owners under both.
+const OWNER_ATTRIBUTES: &[&str] = &["owner", "patient"];
 
 fn rng_for(seed: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed)
@@ -78,11 +80,25 @@ pub fn random_bundle(seed: u64) -> Bundle {
         } else {
             Vec::new()
         };
+        let action_names: Vec<&str> = actions.iter().map(String::as_str).collect();
+        let critical = rng.random_bool(0.15);
+        let critical_actions = if !critical && rng.random_bool(0.3) {
+            subset(rng, &action_names, 0.5)
+        } else {
+            Vec::new()
+        };
+        let privileged_actions = if rng.random_bool(0.2) {
+            subset(rng, &action_names, 0.4)
+        } else {
+            Vec::new()
+        };
         resource_types.push(ResourceType {
             name: name.to_string(),
             actions,
             classification,
-            critical: rng.random_bool(0.25),
+            critical,
+            critical_actions,
+            privileged_actions,
             networks: if rng.random_bool(0.25) {
                 subset(rng, NETWORKS.get(..2).unwrap_or(NETWORKS), 0.7)
             } else {
@@ -91,6 +107,8 @@ pub fn random_bundle(seed: u64) -> Bundle {
             public_actions,
             tenant_column: "tenant_id".to_owned(),
             id_column: if i == 0 { "id".to_owned() } else { "uid".to_owned() },
+            owner_attribute: pick(rng, OWNER_ATTRIBUTES).copied().unwrap_or("owner").to_owned(),
+            owner_column: None,
         });
     }
     let mut roles = Vec::new();
@@ -172,8 +190,12 @@ pub fn random_bundle(seed: u64) -> Bundle {
             (Some(p.into()), None, vec![p.to_string()])
         };
         let typed: Vec<&String> = role.permissions.keys().collect();
-        let scope = match rng.random_range(0..10) {
+        let scope = match rng.random_range(0..12) {
             0 => Scope::All,
+            10 => Scope::Own { tenant: None },
+            11 => Scope::Own {
+                tenant: pick(rng, TENANTS).map(|t| (*t).into()),
+            },
             1..=3 if !typed.is_empty() => {
                 let t = pick(rng, &typed).map_or("record", |s| s.as_str());
                 let pool: &[&str] = if t == "record" {
@@ -310,7 +332,9 @@ pub fn random_overlay(bundle: &Bundle, seed: u64) -> Overlay {
         let (Some(p), Some(role)) = (pick(rng, &ids), pick(rng, &bundle.roles)) else {
             break;
         };
-        let scope = if rng.random_bool(0.5) {
+        let scope = if rng.random_bool(0.2) {
+            Scope::Own { tenant: None }
+        } else if rng.random_bool(0.5) {
             Scope::Tenant(pick(rng, TENANTS).copied().unwrap_or("acme").into())
         } else {
             Scope::Resources {
@@ -379,6 +403,18 @@ pub fn random_request(bundle: &Bundle, rng: &mut SmallRng) -> Request {
         }),
         acting_as: if rng.random_bool(0.1) { other(rng) } else { None },
     };
+    if rng.random_bool(0.3) {
+        // Resources owned by whoever the request involves, so `own` scopes are exercised.
+        let owner = [Some(&principal), session.acting_as.as_ref(), session.co_signer.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .choose(rng)
+            .map_or_else(String::new, |o| (*o).clone());
+        for attribute in OWNER_ATTRIBUTES {
+            resource.attributes.insert((*attribute).to_owned(), owner.clone());
+        }
+    }
     Request {
         principal,
         action,
@@ -403,6 +439,11 @@ pub fn random_row(bundle: &Bundle, rng: &mut SmallRng) -> Resource {
     let mut attributes = BTreeMap::new();
     if let Some((k, v)) = pick(rng, ATTRS).filter(|_| rng.random_bool(0.3)) {
         attributes.insert(k.to_string(), v.to_string());
+    }
+    for attribute in OWNER_ATTRIBUTES {
+        if let Some(p) = pick(rng, &bundle.principals).filter(|_| rng.random_bool(0.4)) {
+            attributes.insert((*attribute).to_owned(), p.id.clone());
+        }
     }
     Resource {
         resource_type: String::new(),
@@ -447,21 +488,12 @@ pub fn large_bundle(shape: LargeShape) -> Bundle {
     let resource_types: Vec<ResourceType> = types
         .iter()
         .map(|(name, sensitive)| ResourceType {
-            name: name.to_string(),
-            actions: ["read", "write", "delete", "export"]
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
             classification: if *sensitive {
                 Classification::Sensitive
             } else {
                 Classification::Internal
             },
-            critical: false,
-            networks: Vec::new(),
-            public_actions: Vec::new(),
-            tenant_column: "tenant_id".to_owned(),
-            id_column: "id".to_owned(),
+            ..ResourceType::new(name, &["read", "write", "delete", "export"])
         })
         .collect();
     let role = |name: &str, perms: &[(&str, &[&str])], requires_mfa: bool| Role {

@@ -196,7 +196,8 @@ struct Validator<'a> {
     bundle: &'a Bundle,
     errors: Vec<ValidationError>,
     types: FxHashMap<&'a str, FxHashSet<&'a str>>,
-    critical_types: FxHashSet<&'a str>,
+    /// (type, action) pairs that are critical (R8, R12).
+    critical: FxHashSet<(&'a str, &'a str)>,
     roles: FxHashMap<&'a str, &'a Role>,
     groups: FxHashMap<&'a str, FxHashSet<&'a str>>,
     principals: FxHashSet<&'a str>,
@@ -210,7 +211,7 @@ impl<'a> Validator<'a> {
             bundle,
             errors: Vec::new(),
             types: FxHashMap::default(),
-            critical_types: FxHashSet::default(),
+            critical: FxHashSet::default(),
             roles: FxHashMap::default(),
             groups: FxHashMap::default(),
             principals: bundle.principals.iter().map(|p| p.id.as_str()).collect(),
@@ -301,23 +302,32 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
-            for (j, a) in t.public_actions.iter().enumerate() {
-                if !actions.contains(a.as_str()) {
-                    self.err(
-                        format!("{path}.public_actions[{j}]"),
-                        Problem::UnknownAction {
-                            action: a.clone(),
-                            resource_type: t.name.clone(),
-                        },
-                    );
+            let named = [
+                ("public_actions", &t.public_actions),
+                ("critical_actions", &t.critical_actions),
+                ("privileged_actions", &t.privileged_actions),
+            ];
+            for (field, list) in named {
+                for (j, a) in list.iter().enumerate() {
+                    if !actions.contains(a.as_str()) {
+                        self.err(
+                            format!("{path}.{field}[{j}]"),
+                            Problem::UnknownAction {
+                                action: a.clone(),
+                                resource_type: t.name.clone(),
+                            },
+                        );
+                    }
                 }
+            }
+            if t.owner_attribute.is_empty() {
+                self.err(format!("{path}.owner_attribute"), Problem::Empty);
             }
             if !t.public_actions.is_empty() && t.classification == Classification::Sensitive {
                 self.err(format!("{path}.public_actions"), Problem::PublicSensitive);
             }
-            if t.critical {
-                self.critical_types.insert(&t.name);
-            }
+            self.critical
+                .extend(t.actions.iter().filter(|a| t.is_critical(a)).map(|a| (t.name.as_str(), a.as_str())));
             self.types.insert(&t.name, actions);
         }
     }
@@ -486,8 +496,10 @@ impl<'a> Validator<'a> {
         };
         match &g.scope {
             Scope::All => {}
-            Scope::Tenant(t) if t.is_empty() => self.err(format!("{path}.scope.tenant"), Problem::Empty),
-            Scope::Tenant(_) => {}
+            Scope::Tenant(t) | Scope::Own { tenant: Some(t) } if t.is_empty() => {
+                self.err(format!("{path}.scope.tenant"), Problem::Empty)
+            }
+            Scope::Tenant(_) | Scope::Own { .. } => {}
             Scope::Resources { resource_type, ids } => {
                 if !self.types.contains_key(&**resource_type) {
                     self.unknown(format!("{path}.scope.resources.type"), "resource type", resource_type);
@@ -538,15 +550,7 @@ impl<'a> Validator<'a> {
     }
 
     fn approvals(&mut self, path: &str, g: &Grant, role: &Role, grantees: &[&str]) {
-        let reaches_critical = role
-            .permissions
-            .keys()
-            .any(|t| self.critical_types.contains(t.as_str()));
-        let needed = role.approvals_required.unwrap_or(if reaches_critical {
-            self.bundle.settings.critical_approvals
-        } else {
-            0
-        });
+        let needed = role.approvals_needed(&self.bundle.settings, |t, a| self.critical.contains(&(t, a)));
         let mut distinct = FxHashSet::default();
         for (j, a) in g.approvals.iter().enumerate() {
             if !self.principals.contains(&*a.by) {

@@ -117,6 +117,7 @@ pub fn filter(snapshot: &Snapshot, f: &RowFilter) -> pb::FilterRowsResponse {
         resource_ids,
         resource_bitmap: bitmap,
         pairs: pairs(snapshot, f, rows),
+        owned: owned(snapshot, f, rows),
         exclusions: exclusions
             .iter()
             .map(|x| pb::Exclusion {
@@ -148,6 +149,22 @@ fn pairs(snapshot: &Snapshot, f: &RowFilter, rows: &Rows) -> Vec<pb::PairTerm> {
         .map(|(t, r)| pb::PairTerm {
             tenant_ids: names(t, true),
             resource_ids: names(r, false),
+        })
+        .collect()
+}
+
+fn owned(snapshot: &Snapshot, f: &RowFilter, rows: &Rows) -> Vec<pb::OwnedTerm> {
+    let list = |set: &Option<IdSet>, tenants: bool| {
+        set.as_ref().map(|s| pb::StringList {
+            values: f.names(snapshot, s, tenants),
+        })
+    };
+    rows.owned
+        .iter()
+        .map(|o| pb::OwnedTerm {
+            owner: o.owner.clone(),
+            tenant_ids: list(&o.tenants, true),
+            resource_ids: list(&o.resources, false),
         })
         .collect()
 }
@@ -205,6 +222,8 @@ pub fn scope_text(s: &Scope) -> String {
     match s {
         Scope::All => "all".to_owned(),
         Scope::Tenant(t) => format!("tenant:{t}"),
+        Scope::Own { tenant: None } => "own".to_owned(),
+        Scope::Own { tenant: Some(t) } => format!("own,tenant:{t}"),
         Scope::Resources { resource_type, ids } => format!("resources:{resource_type}:{}", ids.join(",")),
     }
 }

@@ -89,6 +89,7 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
             tenant: Some("clinic-north".into()),
             resource_id: None,
             min_version: 0,
+            owner: None,
         }))
         .await
         .unwrap()

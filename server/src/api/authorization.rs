@@ -209,6 +209,7 @@ impl AuthorizationService for AuthorizationApi {
                 (Some(id), tenant) => Target::Resource {
                     id,
                     tenant: tenant.as_deref(),
+                    owner: r.owner.as_deref(),
                 },
                 (None, Some(t)) => Target::Tenant(t),
                 (None, None) => return Err(Status::invalid_argument("give `tenant`, `resource_id`, or both")),
