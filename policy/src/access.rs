@@ -110,7 +110,14 @@ impl Snapshot {
             attributes: Default::default(),
         };
         let mut out = Vec::new();
-        for &(p, g) in self.reverse.everything.iter().chain(by_tenant).chain(by_res).chain(&owner_pairs) {
+        for &(p, g) in self
+            .reverse
+            .everything
+            .iter()
+            .chain(by_tenant)
+            .chain(by_res)
+            .chain(&owner_pairs)
+        {
             let Some(principal) = self.principals.by_key(p) else {
                 continue;
             };

@@ -5,8 +5,7 @@ use crate::ids::IdSpace;
 use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
 use crate::snapshot::{
-    ANY_TENANT, CDeny, CGrant, CRole, CScope, CType, Entry, NO_WINDOW, ReverseIndex, Snapshot, Stats, TypeDeny,
-    Window,
+    ANY_TENANT, CDeny, CGrant, CRole, CScope, CType, Entry, NO_WINDOW, ReverseIndex, Snapshot, Stats, TypeDeny, Window,
 };
 use crate::validate::{ValidationErrors, validate};
 use roaring::RoaringBitmap;
@@ -122,7 +121,11 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             name: Box::from(t.name.as_str()),
             actions: t.actions.iter().map(|a| Box::from(a.as_str())).collect(),
             public: mask(&t.public_actions),
-            critical: if t.critical { u64::MAX } else { mask(&t.critical_actions) },
+            critical: if t.critical {
+                u64::MAX
+            } else {
+                mask(&t.critical_actions)
+            },
             privileged: mask(&t.privileged_actions),
             sensitive: t.classification == Classification::Sensitive,
             networks: t.networks.iter().map(|n| Box::from(n.as_str())).collect(),
@@ -247,7 +250,9 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 if !role.break_glass && scope_type.is_some_and(|t| t != type_key) {
                     continue;
                 }
-                let privileged_here = types.get(usize::from(type_key)).is_some_and(|t| t.privileged & actions != 0);
+                let privileged_here = types
+                    .get(usize::from(type_key))
+                    .is_some_and(|t| t.privileged & actions != 0);
                 let plain = timeless
                     && dual == 0
                     && !role.requires_mfa

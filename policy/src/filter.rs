@@ -144,7 +144,11 @@ pub struct Owned {
 
 impl Rows {
     fn is_empty(&self) -> bool {
-        !self.all && self.tenants.is_empty() && self.resources.is_empty() && self.pairs.is_empty() && self.owned.is_empty()
+        !self.all
+            && self.tenants.is_empty()
+            && self.resources.is_empty()
+            && self.pairs.is_empty()
+            && self.owned.is_empty()
     }
 }
 
@@ -558,7 +562,10 @@ impl RowFilter {
                 ));
             }
             if let Some(r) = &o.resources {
-                conds.push(format!("{ic} = ANY({})", bind(SqlParam::TextArray(r.external(&ctype.ids)))));
+                conds.push(format!(
+                    "{ic} = ANY({})",
+                    bind(SqlParam::TextArray(r.external(&ctype.ids)))
+                ));
             }
             terms.push(format!("({})", conds.join(" AND ")));
         }

@@ -159,7 +159,9 @@ fn decide(bundle: &Bundle, overlay: &Overlay, req: &Request, now: Timestamp, fla
     let mut allowed: Option<(bool, usize, RuleRef)> = None;
     let mut denied: Option<(u8, usize, Reason, RuleRef)> = None;
     for g in grants_of(bundle, overlay, &effective.id) {
-        if !role_allows(g.role, rtype, &req.action) || !(g.role.break_glass || g.scope.covers(&req.resource, owner == Some(effective.id.as_str()))) {
+        if !role_allows(g.role, rtype, &req.action)
+            || !(g.role.break_glass || g.scope.covers(&req.resource, owner == Some(effective.id.as_str())))
+        {
             continue;
         }
         match stages(

@@ -249,10 +249,7 @@ pub fn approvals(bundle: &Bundle) -> Report {
     for (i, g) in bundle.grants.iter().enumerate() {
         let Some(role) = role(bundle, &g.role) else { continue };
         let needed = role.approvals_needed(&bundle.settings, |t, a| {
-            bundle
-                .resource_types
-                .iter()
-                .any(|rt| rt.name == t && rt.is_critical(a))
+            bundle.resource_types.iter().any(|rt| rt.name == t && rt.is_critical(a))
         });
         let privileged = role.privileged || role.break_glass || role.impersonation;
         if needed == 0 && !privileged {

@@ -326,8 +326,12 @@ impl<'a> Validator<'a> {
             if !t.public_actions.is_empty() && t.classification == Classification::Sensitive {
                 self.err(format!("{path}.public_actions"), Problem::PublicSensitive);
             }
-            self.critical
-                .extend(t.actions.iter().filter(|a| t.is_critical(a)).map(|a| (t.name.as_str(), a.as_str())));
+            self.critical.extend(
+                t.actions
+                    .iter()
+                    .filter(|a| t.is_critical(a))
+                    .map(|a| (t.name.as_str(), a.as_str())),
+            );
             self.types.insert(&t.name, actions);
         }
     }

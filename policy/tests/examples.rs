@@ -14,7 +14,7 @@ use portcullis_policy::{Format, Reason, compile, parse_bundle, parse_tests};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const EXAMPLES: &[&str] = &["clinic-portal", "genomics-platform", "research-study"];
+const EXAMPLES: &[&str] = &["clinic-portal", "genomics-platform", "patient-portal", "research-study"];
 
 fn read(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
@@ -44,7 +44,12 @@ fn reasons_used(b: &Bundle) -> BTreeSet<Reason> {
     );
     flag(&mut r, s.elevation_max_age.is_some(), Reason::ElevationExpired);
     for t in &b.resource_types {
-        flag(&mut r, t.critical, Reason::MfaRequired);
+        flag(
+            &mut r,
+            t.critical || !t.critical_actions.is_empty(),
+            Reason::MfaRequired,
+        );
+        flag(&mut r, !t.privileged_actions.is_empty(), Reason::ElevationRequired);
         flag(&mut r, !t.networks.is_empty(), Reason::NetworkNotAllowed);
         flag(&mut r, !t.public_actions.is_empty(), Reason::PublicResource);
     }
