@@ -563,7 +563,7 @@ impl Snapshot {
     }
 
     /// R14: the first deny rule on this type and action matching any subject (`None` = anonymous) and the resource.
-    fn first_deny(&self, type_key: u16, bit: u64, subjects: &[Option<u32>], res: &Resource) -> Option<u32> {
+    pub(crate) fn first_deny(&self, type_key: u16, bit: u64, subjects: &[Option<u32>], res: &Resource) -> Option<u32> {
         let list = self.denies_by_type.get(usize::from(type_key))?;
         list.iter()
             .filter(|td| td.actions & bit != 0)
@@ -605,7 +605,7 @@ pub(crate) fn owner_of<'r>(ctype: &CType, resource: &'r Resource) -> Option<&'r 
 }
 
 /// An overlay grant's validity: always an expiry, never a lapse.
-fn temporary_window(t: &TemporaryGrant) -> Window {
+pub(crate) fn temporary_window(t: &TemporaryGrant) -> Window {
     Window {
         not_before: t.not_before,
         expires: Some(t.expires),

@@ -39,7 +39,7 @@ pub mod synth;
 pub mod time;
 mod validate;
 
-pub use access::{AccessPath, Condition, Target};
+pub use access::{AccessPath, Condition, Listing, Need, Target};
 pub use activity::Activity;
 pub use bundle::{Bundle, PolicyTest, PolicyTestFile, Scope};
 pub use compile::{CompileError, CompileOptions, compile, compile_with};

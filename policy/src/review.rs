@@ -1,7 +1,7 @@
 //! Access-review reports (A2, A3) and the change report between two bundles (A4), as plain
 //! tables that the command line prints as text, CSV, JSON or Markdown.
 
-use crate::access::Target;
+use crate::access::{Listing, Target};
 use crate::activity::Activity;
 use crate::bundle::{Bundle, Grant, PrincipalKind, Role};
 use crate::snapshot::Snapshot;
@@ -74,8 +74,9 @@ fn role<'a>(bundle: &'a Bundle, name: &str) -> Option<&'a Role> {
     bundle.roles.iter().find(|r| r.name == name)
 }
 
-/// A2: who can reach tenant `tenant`'s data, with which actions and through which grant.
-pub fn tenant_access(snapshot: &Snapshot, bundle: &Bundle, tenant: &str) -> Report {
+/// A2: who can reach tenant `tenant`'s data, with which actions and through which grant,
+/// judged at `listing.at` (blocked paths say why, usable ones what a session needs).
+pub fn tenant_access(snapshot: &Snapshot, bundle: &Bundle, tenant: &str, listing: &Listing<'_>) -> Report {
     let mut r = Report::new(
         format!("Who can reach tenant `{tenant}`"),
         &[
@@ -88,12 +89,14 @@ pub fn tenant_access(snapshot: &Snapshot, bundle: &Bundle, tenant: &str) -> Repo
             "actions",
             "scope",
             "conditions",
+            "blocked",
+            "needs",
         ],
     );
     let mut seen = BTreeMap::new();
     for t in &bundle.resource_types {
         for a in &t.actions {
-            for p in snapshot.list_subjects(a, &t.name, Target::Tenant(tenant)) {
+            for p in snapshot.list_subjects(a, &t.name, Target::Tenant(tenant), listing) {
                 let key = (p.principal.clone(), p.grant.clone(), p.resource_type.clone());
                 seen.entry(key).or_insert(p);
             }
@@ -107,8 +110,10 @@ pub fn tenant_access(snapshot: &Snapshot, bundle: &Bundle, tenant: &str) -> Repo
     r
 }
 
-/// The grant, role, group, type, actions, scope and conditions of an access path.
+/// The grant, role, group, type, actions, scope, conditions, blocking reason and session
+/// needs of an access path.
 fn path_columns(p: crate::AccessPath) -> Vec<String> {
+    let words = |items: Vec<String>| items.join("; ");
     vec![
         p.grant,
         p.role,
@@ -116,21 +121,29 @@ fn path_columns(p: crate::AccessPath) -> Vec<String> {
         p.resource_type,
         p.actions.join(" "),
         p.scope,
-        p.conditions
-            .iter()
-            .map(|c| format!("{c:?}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        words(p.conditions.iter().map(ToString::to_string).collect()),
+        p.blocked.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        words(p.needs.iter().map(ToString::to_string).collect()),
     ]
 }
 
-/// A2: what `principal` can reach.
-pub fn principal_access(snapshot: &Snapshot, principal: &str) -> Report {
+/// A2: what `principal` can reach, judged at `listing.at`.
+pub fn principal_access(snapshot: &Snapshot, principal: &str, listing: &Listing<'_>) -> Report {
     let mut r = Report::new(
         format!("What `{principal}` can reach"),
-        &["grant", "role", "via group", "type", "actions", "scope", "conditions"],
+        &[
+            "grant",
+            "role",
+            "via group",
+            "type",
+            "actions",
+            "scope",
+            "conditions",
+            "blocked",
+            "needs",
+        ],
     );
-    for p in snapshot.list_principal_access(principal) {
+    for p in snapshot.list_principal_access(principal, listing) {
         r.push(path_columns(p));
     }
     r

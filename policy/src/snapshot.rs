@@ -261,8 +261,4 @@ impl Snapshot {
     pub(crate) fn window(&self, g: &CGrant) -> Window {
         self.windows.get(g.window as usize).copied().unwrap_or_default()
     }
-
-    pub(crate) fn role_name(&self, key: u32) -> &str {
-        self.roles.get(key as usize).map_or("?", |r| &r.name)
-    }
 }

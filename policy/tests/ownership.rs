@@ -10,7 +10,7 @@
 
 use portcullis_policy::filter::Owned;
 use portcullis_policy::{
-    Format, Overlay, RowFilter, Session, SqlParam, Target, Timestamp, compile, parse_bundle, validate,
+    Format, Listing, Overlay, RowFilter, Session, SqlParam, Target, Timestamp, compile, parse_bundle, validate,
 };
 use std::path::Path;
 
@@ -79,6 +79,11 @@ fn acting_as_a_patient_filters_on_the_patients_id() {
 #[test]
 fn who_can_read_a_record_includes_its_owner_only_when_the_owner_is_given() {
     let snapshot = compile(&portal(), 1).unwrap();
+    let listing = Listing {
+        at: NOW,
+        overlay: Overlay::empty(),
+        usable_only: false,
+    };
     let who = |owner| {
         let target = Target::Resource {
             id: "r-1",
@@ -86,7 +91,7 @@ fn who_can_read_a_record_includes_its_owner_only_when_the_owner_is_given() {
             owner,
         };
         let mut names: Vec<String> = snapshot
-            .list_subjects("read", "medical_record", target)
+            .list_subjects("read", "medical_record", target, &listing)
             .into_iter()
             .map(|p| format!("{}:{}", p.principal, p.scope))
             .collect();

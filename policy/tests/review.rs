@@ -8,7 +8,7 @@
 )]
 
 use portcullis_policy::review::{self, Report};
-use portcullis_policy::{Activity, Bundle, Format, Timestamp, compile, parse_bundle};
+use portcullis_policy::{Activity, Bundle, Format, Listing, Overlay, Timestamp, compile, parse_bundle};
 
 fn example(name: &str) -> Bundle {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,11 +24,19 @@ fn column<'a>(r: &'a Report, name: &str) -> Vec<&'a str> {
 
 const AT: &str = "2026-11-23T10:00:00Z";
 
+fn at(overlay: &Overlay) -> Listing<'_> {
+    Listing {
+        at: Timestamp::parse(AT).unwrap(),
+        overlay,
+        usable_only: false,
+    }
+}
+
 #[test]
 fn tenant_access_names_every_principal_and_grant() {
     let b = example("clinic-portal");
     let s = compile(&b, 1).unwrap();
-    let r = review::tenant_access(&s, &b, "clinic-north");
+    let r = review::tenant_access(&s, &b, "clinic-north", &at(Overlay::empty()));
     let pairs: Vec<_> = column(&r, "principal").into_iter().zip(column(&r, "grant")).collect();
     for want in [
         ("dr-ann", "north-clinicians"),
@@ -46,13 +54,30 @@ fn tenant_access_names_every_principal_and_grant() {
         "reviews show inactive accounts that still hold grants"
     );
     assert_eq!(cy[4], "north-clinicians", "via group");
+    let blocked = |who: &str| {
+        let i = r.columns.iter().position(|c| c == "blocked").unwrap();
+        r.rows.iter().find(|row| row[0] == who).unwrap()[i].clone()
+    };
+    assert_eq!(
+        blocked("nurse-cy"),
+        "account_terminated",
+        "listings say why, as checks do"
+    );
+    assert_eq!(blocked("dr-ann"), "");
+    // Revoked since the snapshot: the review at the same time says so.
+    let mut overlay = Overlay::default();
+    overlay.revoked.insert("dr-ann".into());
+    let r = review::tenant_access(&s, &b, "clinic-north", &at(&overlay));
+    let i = r.columns.iter().position(|c| c == "blocked").unwrap();
+    let ann = r.rows.iter().find(|row| row[0] == "dr-ann").unwrap();
+    assert_eq!(ann[i], "principal_revoked");
 }
 
 #[test]
 fn principal_access_lists_each_grant_and_type() {
     let b = example("clinic-portal");
     let s = compile(&b, 1).unwrap();
-    let r = review::principal_access(&s, "mgr-eve");
+    let r = review::principal_access(&s, "mgr-eve", &at(Overlay::empty()));
     assert_eq!(column(&r, "type"), vec!["appointment", "clinic_settings"]);
     assert!(column(&r, "grant").iter().all(|g| *g == "eve-admin"));
 }

@@ -181,6 +181,8 @@ pub fn access_path(p: AccessPath) -> pb::AccessPath {
         actions: p.actions,
         scope: p.scope,
         conditions: p.conditions.into_iter().map(condition).collect(),
+        blocked: p.blocked.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        needs: p.needs.iter().map(ToString::to_string).collect(),
     }
 }
 

@@ -82,18 +82,24 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
     assert_eq!(f.sql, "(\"tenant_id\" = ANY($1))");
     assert_eq!(f.sql_params.len(), 1);
 
-    let subjects = c
-        .list_subjects(admin(pb::ListSubjectsRequest {
-            action: "read".into(),
-            resource_type: "patient_record".into(),
-            tenant: Some("clinic-north".into()),
-            resource_id: None,
-            min_version: 0,
-            owner: None,
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let list = |usable_only| pb::ListSubjectsRequest {
+        action: "read".into(),
+        resource_type: "patient_record".into(),
+        tenant: Some("clinic-north".into()),
+        resource_id: None,
+        min_version: 0,
+        owner: None,
+        at: None,
+        usable_only,
+    };
+    let subjects = c.list_subjects(admin(list(false))).await.unwrap().into_inner();
+    let cy = subjects.paths.iter().find(|p| p.principal == "nurse-cy").unwrap();
+    assert_eq!(cy.blocked, "account_terminated");
+    let kim = subjects.paths.iter().find(|p| p.principal == "er-kim").unwrap();
+    assert_eq!(kim.needs, vec!["break_glass_reason".to_owned()]);
+    let usable = c.list_subjects(admin(list(true))).await.unwrap().into_inner();
+    assert!(usable.paths.iter().all(|p| p.blocked.is_empty()));
+    assert!(!usable.paths.iter().any(|p| p.principal == "nurse-cy"));
     let who: Vec<_> = subjects
         .paths
         .iter()
@@ -110,6 +116,8 @@ async fn decision_rpcs_answer_from_the_live_snapshot() {
         .list_principal_access(admin(pb::ListPrincipalAccessRequest {
             principal: "mgr-eve".into(),
             min_version: 0,
+            at: None,
+            usable_only: false,
         }))
         .await
         .unwrap()

@@ -5,7 +5,7 @@ use crate::clock::TimePolicy;
 use crate::convert;
 use crate::engine::{Engine, Live};
 use crate::status::{behind, not_serving, stale};
-use portcullis_policy::{Overlay, Target};
+use portcullis_policy::{Listing, Overlay, Target};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_server::AuthorizationService;
 use std::sync::Arc;
@@ -204,7 +204,12 @@ impl AuthorizationService for AuthorizationApi {
         async move {
             let _timer = self.telemetry.metrics.time("ListSubjects");
             let r = request.into_inner();
-            let (live, _) = self.live(r.min_version, 0).await?;
+            let (live, overlay) = self.live(r.min_version, 0).await?;
+            let listing = Listing {
+                at: self.time.decision_time(r.at, true)?.at,
+                overlay: &overlay,
+                usable_only: r.usable_only,
+            };
             let target = match (&r.resource_id, &r.tenant) {
                 (Some(id), tenant) => Target::Resource {
                     id,
@@ -214,7 +219,9 @@ impl AuthorizationService for AuthorizationApi {
                 (None, Some(t)) => Target::Tenant(t),
                 (None, None) => return Err(Status::invalid_argument("give `tenant`, `resource_id`, or both")),
             };
-            let paths = live.snapshot.list_subjects(&r.action, &r.resource_type, target);
+            let paths = live
+                .snapshot
+                .list_subjects(&r.action, &r.resource_type, target, &listing);
             Ok(Response::new(pb::ListSubjectsResponse {
                 paths: paths.into_iter().map(convert::access_path).collect(),
                 version: live.meta.version,
@@ -232,8 +239,13 @@ impl AuthorizationService for AuthorizationApi {
         async move {
             let _timer = self.telemetry.metrics.time("ListPrincipalAccess");
             let r = request.into_inner();
-            let (live, _) = self.live(r.min_version, 0).await?;
-            let paths = live.snapshot.list_principal_access(&r.principal);
+            let (live, overlay) = self.live(r.min_version, 0).await?;
+            let listing = Listing {
+                at: self.time.decision_time(r.at, true)?.at,
+                overlay: &overlay,
+                usable_only: r.usable_only,
+            };
+            let paths = live.snapshot.list_principal_access(&r.principal, &listing);
             Ok(Response::new(pb::ListPrincipalAccessResponse {
                 paths: paths.into_iter().map(convert::access_path).collect(),
                 version: live.meta.version,

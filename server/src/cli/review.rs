@@ -6,7 +6,7 @@ use crate::client::Remote;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use portcullis_policy::review::{self, Report};
-use portcullis_policy::{Activity, Bundle, Format, Timestamp, compile, parse_bundle};
+use portcullis_policy::{Bundle, Format, Listing, Overlay, Timestamp, compile, parse_bundle};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::policy_admin_service_client::PolicyAdminServiceClient;
 use std::path::PathBuf;
@@ -121,25 +121,35 @@ pub(super) fn run(args: ReviewArgs) -> Result<ExitCode> {
         Some(path) => (read_bundle(path)?, None),
         None => (fetch(&args.remote, None)?, Some(live_state(&args.remote)?)),
     };
-    // R7: logins the fleet observed count as activity, as they do in checks.
-    let observed = Activity::default();
+    // The server's overlay as far as listings need it: revocations (R6) and the logins the
+    // fleet observed (R7), which count in listings as they do in checks.
+    let mut overlay = Overlay::default();
     for (p, t) in live.iter().flat_map(|l| &l.observed_activity) {
-        observed.observe(p, Timestamp(*t));
+        overlay.activity.observe(p, Timestamp(*t));
     }
+    overlay
+        .revoked
+        .extend(live.iter().flat_map(|l| &l.revoked).map(|r| r.principal.clone()));
+    let observed = &overlay.activity;
     let snapshot = compile(&bundle, 0).context("the bundle does not compile")?;
     let now = args.at.unwrap_or_else(Timestamp::now);
+    let listing = Listing {
+        at: now,
+        overlay: &overlay,
+        usable_only: false,
+    };
     let mut reports = match &args.report {
-        ReportKind::Tenant { tenant } => vec![review::tenant_access(&snapshot, &bundle, tenant)],
-        ReportKind::Principal { principal } => vec![review::principal_access(&snapshot, principal)],
+        ReportKind::Tenant { tenant } => vec![review::tenant_access(&snapshot, &bundle, tenant, &listing)],
+        ReportKind::Principal { principal } => vec![review::principal_access(&snapshot, principal, &listing)],
         ReportKind::Privileged => vec![review::privileged(&bundle)],
         ReportKind::Temporary => vec![review::temporary(&bundle, now)],
-        ReportKind::Dormant => vec![review::dormant(&bundle, &observed, now)],
+        ReportKind::Dormant => vec![review::dormant(&bundle, observed, now)],
         ReportKind::Approvals => vec![review::approvals(&bundle)],
         ReportKind::ServiceAccounts => vec![review::service_accounts(&bundle)],
         ReportKind::All => vec![
             review::privileged(&bundle),
             review::temporary(&bundle, now),
-            review::dormant(&bundle, &observed, now),
+            review::dormant(&bundle, observed, now),
             review::approvals(&bundle),
             review::service_accounts(&bundle),
         ],
