@@ -12,7 +12,7 @@ use crate::overlay::{Overlay, TemporaryGrant};
 use crate::principals::PrincipalRef;
 use crate::request::Resource;
 use crate::snapshot::{ANY_TENANT, CRole, CScope, CType, Entry, Snapshot, Window};
-use crate::time::Timestamp;
+use crate::time::{Seconds, Timestamp};
 use serde::Serialize;
 
 /// Something that must hold before a grant actually allows (R7..R16).
@@ -31,8 +31,8 @@ pub enum Condition {
     NotBefore(Timestamp),
     /// R11: valid until.
     Expires(Timestamp),
-    /// R7: lapses when unused.
-    Lapses,
+    /// R7: lapses when unused for this long.
+    Lapses(Seconds),
     /// R14: a deny rule overrides it for this target.
     DeniedBy(String),
 }
@@ -46,7 +46,7 @@ impl std::fmt::Display for Condition {
             Condition::BreakGlassOnly => f.write_str("emergency only"),
             Condition::NotBefore(t) => write!(f, "valid from {t}"),
             Condition::Expires(t) => write!(f, "expires {t}"),
-            Condition::Lapses => f.write_str("lapses when unused"),
+            Condition::Lapses(after) => write!(f, "lapses after {after} unused"),
             Condition::DeniedBy(rule) => write!(f, "denied by {rule}"),
         }
     }
@@ -150,7 +150,15 @@ struct Candidate<'s> {
     type_key: u16,
     /// Actions of the type the grant allows.
     actions: u64,
-    window: Window,
+    /// `InternalError` when the snapshot's window index is broken: the path is blocked.
+    window: Result<Window, Reason>,
+}
+
+impl Candidate<'_> {
+    /// R11, R7: whether the grant is usable at `at`.
+    fn usable(&self, settings: &crate::bundle::Settings, at: Timestamp) -> Result<(), Reason> {
+        self.window.and_then(|w| w.usable(settings, at))
+    }
 }
 
 impl Snapshot {
@@ -193,7 +201,7 @@ impl Snapshot {
                     && self
                         .account(&c.principal, listing.overlay, listing.at, &mut Tracer::off())
                         .is_ok()
-                    && c.window.usable(&self.settings, listing.at).is_ok()
+                    && c.usable(&self.settings, listing.at).is_ok()
             })
             .map(|c| c.principal.key)
             .collect();
@@ -334,7 +342,7 @@ impl Snapshot {
             role,
             type_key,
             actions,
-            window: temporary_window(t),
+            window: Ok(temporary_window(t)),
         })
     }
 
@@ -385,10 +393,12 @@ impl Snapshot {
         if r.break_glass {
             conditions.push(Condition::BreakGlassOnly);
         }
-        conditions.extend(c.window.not_before.map(Condition::NotBefore));
-        conditions.extend(c.window.expires.map(Condition::Expires));
-        if c.window.lapse_from.is_some() {
-            conditions.push(Condition::Lapses);
+        if let Ok(w) = c.window {
+            conditions.extend(w.not_before.map(Condition::NotBefore));
+            conditions.extend(w.expires.map(Condition::Expires));
+            if let (Some(_), Some(after)) = (w.lapse_from, self.settings.unused_access_lapse) {
+                conditions.push(Condition::Lapses(after));
+            }
         }
         let (grant, via_group, scope) = match c.source {
             Source::Bundle(e) => {
@@ -409,7 +419,7 @@ impl Snapshot {
             .or_else(|| {
                 (c.principal.shared && ctype.is_none_or(|t| t.sensitive)).then_some(Reason::SharedAccountSensitive)
             })
-            .or_else(|| c.window.usable(&self.settings, listing.at).err());
+            .or_else(|| c.usable(&self.settings, listing.at).err());
         AccessPath {
             principal: c.principal.id.to_owned(),
             account: c.principal.status,

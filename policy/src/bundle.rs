@@ -287,6 +287,18 @@ pub enum AccountStatus {
     Terminated,
 }
 
+impl AccountStatus {
+    /// The snake_case name used in files, reports and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Disabled => "disabled",
+            AccountStatus::Locked => "locked",
+            AccountStatus::Terminated => "terminated",
+        }
+    }
+}
+
 /// One identity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

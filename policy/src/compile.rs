@@ -22,6 +22,15 @@ pub enum CompileError {
     /// More principals, grants or ids than 32-bit keys can number.
     #[error("the bundle is too large: more than 2^32 {0}")]
     TooLarge(&'static str),
+    /// The bundle names something the compiler cannot find although validation passed: a
+    /// bug. The compiler refuses rather than drop the rule (a dropped deny would fail open).
+    #[error("internal error at `{path}`: {what} is missing from the compiled snapshot; nothing was compiled")]
+    Internal {
+        /// Where in the bundle.
+        path: String,
+        /// What could not be found.
+        what: String,
+    },
     /// The caller stopped waiting (`CompileOptions::cancel`); nothing was produced.
     #[error("compilation was cancelled: the caller went away or its deadline passed")]
     Cancelled,
@@ -100,6 +109,14 @@ fn key32(n: usize, what: &'static str) -> Result<u32, CompileError> {
     u32::try_from(n).map_err(|_| CompileError::TooLarge(what))
 }
 
+/// `found`, or an internal error naming the bundle path and the missing name.
+fn found<T>(found: Option<T>, path: impl FnOnce() -> String, what: impl FnOnce() -> String) -> Result<T, CompileError> {
+    found.ok_or_else(|| CompileError::Internal {
+        path: path(),
+        what: what(),
+    })
+}
+
 /// Builds the snapshot of an already validated bundle.
 pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
     let mut types = Vec::with_capacity(bundle.resource_types.len());
@@ -111,22 +128,26 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             Scope::Resources { resource_type, ids } if **resource_type == *t.name => Some(ids.iter().map(|s| &**s)),
             _ => None,
         });
-        let mask = |names: &[String]| {
-            names
-                .iter()
-                .filter_map(|n| t.actions.iter().position(|a| a == n))
-                .fold(0u64, |m, i| m | (1 << i))
+        let mask = |field: &str, names: &[String]| {
+            names.iter().enumerate().try_fold(0u64, |m, (j, n)| {
+                let i = found(
+                    t.actions.iter().position(|a| a == n),
+                    || format!("resource_types[{i}].{field}[{j}]"),
+                    || format!("action `{n}`"),
+                )?;
+                Ok::<u64, CompileError>(m | (1 << i))
+            })
         };
         types.push(CType {
             name: Box::from(t.name.as_str()),
             actions: t.actions.iter().map(|a| Box::from(a.as_str())).collect(),
-            public: mask(&t.public_actions),
+            public: mask("public_actions", &t.public_actions)?,
             critical: if t.critical {
                 u64::MAX
             } else {
-                mask(&t.critical_actions)
+                mask("critical_actions", &t.critical_actions)?
             },
-            privileged: mask(&t.privileged_actions),
+            privileged: mask("privileged_actions", &t.privileged_actions)?,
             sensitive: t.classification == Classification::Sensitive,
             networks: t.networks.iter().map(|n| Box::from(n.as_str())).collect(),
             ids: IdSpace::build(ids.flatten()).ok_or(CompileError::TooLarge("resource ids"))?,
@@ -141,20 +162,25 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let mut role_keys = FxHashMap::default();
     for (i, r) in bundle.roles.iter().enumerate() {
         role_keys.insert(Box::from(r.name.as_str()), key32(i, "roles")?);
-        let mut perms: Vec<(u16, u64, u64)> = r
-            .permissions
-            .iter()
-            .filter_map(|(t, actions)| {
-                let key = *type_keys.get(t.as_str())?;
-                let ct = types.get(usize::from(key))?;
-                let bits = |names: &mut dyn Iterator<Item = &String>| {
-                    names.filter_map(|a| ct.action_bit(a)).fold(0u64, |m, b| m | b)
-                };
-                let allowed = bits(&mut actions.iter());
-                let dual = bits(&mut r.dual_control.iter()) & allowed;
-                Some((key, allowed, dual))
-            })
-            .collect();
+        let mut perms: Vec<(u16, u64, u64)> = Vec::with_capacity(r.permissions.len());
+        for (t, actions) in &r.permissions {
+            let path = || format!("roles[{i}].permissions.{t}");
+            let key = found(type_keys.get(t.as_str()).copied(), path, || {
+                format!("resource type `{t}`")
+            })?;
+            let ct = found(types.get(usize::from(key)), path, || format!("resource type `{t}`"))?;
+            let allowed = actions.iter().try_fold(0u64, |m, a| {
+                Ok::<u64, CompileError>(m | found(ct.action_bit(a), path, || format!("action `{a}`"))?)
+            })?;
+            // Dual-control actions name actions of any of the role's types (R13).
+            let dual = r
+                .dual_control
+                .iter()
+                .filter_map(|a| ct.action_bit(a))
+                .fold(0, |m, b| m | b)
+                & allowed;
+            perms.push((key, allowed, dual));
+        }
         perms.sort_unstable();
         roles.push(CRole {
             name: Box::from(r.name.as_str()),
@@ -175,12 +201,14 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let mut members: Vec<Vec<u32>> = Vec::with_capacity(bundle.groups.len());
     for (i, g) in bundle.groups.iter().enumerate() {
         group_keys.insert(g.name.as_str(), key32(i, "groups")?);
-        members.push(
-            g.members
-                .iter()
-                .filter_map(|m| principal_keys.get(m.as_str()).copied())
-                .collect(),
-        );
+        let keys = g.members.iter().enumerate().map(|(j, m)| {
+            found(
+                principal_keys.get(m.as_str()).copied(),
+                || format!("groups[{i}].members[{j}]"),
+                || format!("principal `{m}`"),
+            )
+        });
+        members.push(keys.collect::<Result<_, _>>()?);
     }
 
     let tenant_names = bundle.grants.iter().filter_map(|g| match &g.scope {
@@ -200,37 +228,66 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let mut entry_count = 0usize;
     for (i, g) in bundle.grants.iter().enumerate() {
         let gkey = key32(i, "grants")?;
-        let role_key = role_keys
-            .get(&*g.role)
-            .copied()
-            .ok_or(CompileError::TooLarge("roles"))?;
-        let role = roles.get(role_key as usize).ok_or(CompileError::TooLarge("roles"))?;
+        let at = |field: &str| format!("grants[{i}].{field}");
+        let role_key = found(
+            role_keys.get(&*g.role).copied(),
+            || at("role"),
+            || format!("role `{}`", g.role),
+        )?;
+        let role = found(
+            roles.get(role_key as usize),
+            || at("role"),
+            || format!("role `{}`", g.role),
+        )?;
+        let tenant_key = |t: &str| found(tenants.key(t), || at("scope.tenant"), || format!("tenant `{t}`"));
         let (scope, scope_type) = match &g.scope {
             Scope::All => (CScope::All, None),
-            Scope::Tenant(t) => (
-                CScope::Tenant(tenants.key(t).ok_or(CompileError::TooLarge("tenants"))?),
-                None,
-            ),
+            Scope::Tenant(t) => (CScope::Tenant(tenant_key(t)?), None),
             Scope::Own { tenant } => {
                 let key = match tenant {
-                    Some(t) => tenants.key(t).ok_or(CompileError::TooLarge("tenants"))?,
+                    Some(t) => tenant_key(t)?,
                     None => ANY_TENANT,
                 };
                 (CScope::Own(key), None)
             }
             Scope::Resources { resource_type, ids } => {
-                let tkey = type_keys.get(&**resource_type).copied();
-                let space = tkey.and_then(|k| types.get(usize::from(k))).map(|t| &t.ids);
-                let set: RoaringBitmap = ids.iter().filter_map(|id| space.and_then(|s| s.key(id))).collect();
-                resource_sets.push(set);
+                let what = || format!("resource type `{resource_type}`");
+                let tkey = found(
+                    type_keys.get(&**resource_type).copied(),
+                    || at("scope.resources.type"),
+                    what,
+                )?;
+                let space = &found(types.get(usize::from(tkey)), || at("scope.resources.type"), what)?.ids;
+                let set = ids.iter().enumerate().map(|(j, id)| {
+                    found(
+                        space.key(id),
+                        || at(&format!("scope.resources.ids[{j}]")),
+                        || format!("resource id `{id}`"),
+                    )
+                });
+                resource_sets.push(set.collect::<Result<RoaringBitmap, _>>()?);
                 (
                     CScope::Resources(key32(resource_sets.len() - 1, "resource sets")?),
-                    tkey,
+                    Some(tkey),
                 )
             }
         };
-        let principal = g.principal.as_ref().and_then(|p| principal_keys.get(&**p).copied());
-        let group = g.group.as_ref().and_then(|gr| group_keys.get(&**gr).copied());
+        let principal = match &g.principal {
+            Some(p) => Some(found(
+                principal_keys.get(&**p).copied(),
+                || at("principal"),
+                || format!("principal `{p}`"),
+            )?),
+            None => None,
+        };
+        let group = match &g.group {
+            Some(gr) => Some(found(
+                group_keys.get(&**gr).copied(),
+                || at("group"),
+                || format!("group `{gr}`"),
+            )?),
+            None => None,
+        };
         let lapse_from = if g.non_standard && s.unused_access_lapse.is_some() {
             g.last_used.or(g.not_before)
         } else {
@@ -239,8 +296,17 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         let timeless = g.not_before.is_none() && g.expires.is_none() && lapse_from.is_none();
         let subjects: &[u32] = match (&principal, group) {
             (Some(p), _) => std::slice::from_ref(p),
-            (None, Some(gr)) => members.get(gr as usize).map_or(&[], Vec::as_slice),
-            (None, None) => &[],
+            (None, Some(gr)) => found(
+                members.get(gr as usize),
+                || at("group"),
+                || "the group's members".to_owned(),
+            )?,
+            (None, None) => {
+                return Err(CompileError::Internal {
+                    path: format!("grants[{i}]"),
+                    what: "a subject (`principal` or `group`)".to_owned(),
+                });
+            }
         };
         for &p in subjects {
             let list = entries
@@ -335,7 +401,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         });
     let principals = PrincipalTable::build(records, entry_count).ok_or(CompileError::TooLarge("principal entries"))?;
 
-    let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys);
+    let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
     let stats = Stats {
         principals: principals.len(),
         grants: grants.len(),
@@ -382,40 +448,62 @@ fn compile_denies(
     types: &[CType],
     principal_keys: &FxHashMap<&str, u32>,
     group_keys: &FxHashMap<&str, u32>,
-) -> (Vec<CDeny>, Vec<Vec<TypeDeny>>) {
+) -> Result<(Vec<CDeny>, Vec<Vec<TypeDeny>>), CompileError> {
     let mut by_type: Vec<Vec<TypeDeny>> = vec![Vec::new(); types.len()];
     let mut denies = Vec::with_capacity(bundle.denies.len());
     for (i, d) in bundle.denies.iter().enumerate() {
-        let Ok(deny) = u32::try_from(i) else { break };
+        let deny = key32(i, "deny rules")?;
+        let mut typed = false;
         for (t, list) in types.iter().zip(by_type.iter_mut()) {
             if d.resource_type != WILDCARD && *d.resource_type != *t.name {
                 continue;
             }
-            let actions = d.actions.iter().fold(0u64, |m, a| {
-                if a == WILDCARD {
-                    u64::MAX
-                } else {
-                    m | t.action_bit(a).unwrap_or(0)
-                }
-            });
+            typed = true;
+            // Under `*` an action applies to the types that define it; on one type every
+            // action must exist there (validation made sure).
+            let mut actions = 0u64;
+            for (j, a) in d.actions.iter().enumerate() {
+                actions |= match (a == WILDCARD, t.action_bit(a)) {
+                    (true, _) => u64::MAX,
+                    (false, Some(b)) => b,
+                    (false, None) if d.resource_type == WILDCARD => 0,
+                    (false, None) => {
+                        return Err(CompileError::Internal {
+                            path: format!("denies[{i}].actions[{j}]"),
+                            what: format!("action `{a}`"),
+                        });
+                    }
+                };
+            }
             if actions != 0 {
                 list.push(TypeDeny { deny, actions });
             }
         }
-        let keys = |names: &[String], map: &dyn Fn(&str) -> Option<u32>| -> Box<[u32]> {
-            let mut v: Vec<u32> = names.iter().filter_map(|n| map(n)).collect();
+        if !typed && d.resource_type != WILDCARD {
+            return Err(CompileError::Internal {
+                path: format!("denies[{i}].resource_type"),
+                what: format!("resource type `{}`", d.resource_type),
+            });
+        }
+        let keys = |field: &str, names: &[String], map: &dyn Fn(&str) -> Option<u32>| {
+            let mut v = Vec::with_capacity(names.len());
+            for (j, n) in names.iter().enumerate() {
+                v.push(found(
+                    map(n),
+                    || format!("denies[{i}].{field}[{j}]"),
+                    || format!("`{n}`"),
+                )?);
+            }
             v.sort_unstable();
-            v.into_boxed_slice()
+            Ok::<_, CompileError>(v)
         };
         denies.push(CDeny {
             id: Box::from(d.id.as_str()),
             everyone: d.principals.is_empty() && d.groups.is_empty(),
-            principals: d
-                .principals
-                .iter()
-                .filter_map(|p| principal_keys.get(p.as_str()).copied())
+            principals: keys("principals", &d.principals, &|p| principal_keys.get(p).copied())?
+                .into_iter()
                 .collect(),
-            groups: keys(&d.groups, &|g| group_keys.get(g).copied()),
+            groups: keys("groups", &d.groups, &|g| group_keys.get(g).copied())?.into_boxed_slice(),
             tenants: d.tenants.iter().map(|t| Box::from(t.as_str())).collect(),
             resources: d.resources.iter().map(|r| Box::from(r.as_str())).collect(),
             when: d
@@ -425,7 +513,7 @@ fn compile_denies(
                 .collect(),
         });
     }
-    (denies, by_type)
+    Ok((denies, by_type))
 }
 
 fn approx_bytes(
@@ -450,6 +538,94 @@ fn approx_bytes(
 mod tests {
     use super::*;
     use crate::synth::{LargeShape, large_bundle};
+
+    fn yaml(text: &str) -> Bundle {
+        crate::parse_bundle(text.as_bytes(), crate::Format::Yaml).unwrap()
+    }
+
+    const BASE: &str = "
+resource_types: [{name: note, actions: [read, write]}]
+roles: [{name: reader, permissions: {note: [read]}}]
+principals: [{id: ann}, {id: bob}]
+";
+
+    #[test]
+    fn the_compiler_refuses_rather_than_drops_a_rule_validation_missed() {
+        // `build` trusts validation; each of these slipped past it would once have been
+        // dropped silently (a deny rule losing its subject fails open). Now: an error.
+        let cases = [
+            (
+                "denies: [{id: d, principals: [carol], resource_type: note, actions: [read]}]",
+                "denies[0].principals[0]",
+            ),
+            (
+                "denies: [{id: d, resource_type: note, actions: [erase]}]",
+                "denies[0].actions[0]",
+            ),
+            (
+                "denies: [{id: d, resource_type: memo, actions: [read]}]",
+                "denies[0].resource_type",
+            ),
+            (
+                "denies: [{id: d, groups: [nurses], resource_type: note, actions: [read]}]",
+                "denies[0].groups[0]",
+            ),
+            (
+                "grants: [{principal: carol, role: reader, scope: all}]",
+                "grants[0].principal",
+            ),
+            ("grants: [{principal: ann, role: writer, scope: all}]", "grants[0].role"),
+            ("groups: [{name: g, members: [carol]}]", "groups[0].members[0]"),
+        ];
+        for (extra, path) in cases {
+            let bundle = yaml(&format!("{BASE}{extra}"));
+            match build(&bundle, 1) {
+                Err(CompileError::Internal { path: p, .. }) => assert_eq!(p, path, "{extra}"),
+                other => panic!(
+                    "{extra}: expected an internal error at {path}, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+            assert!(compile(&bundle, 1).is_err(), "{extra}");
+        }
+        let bad_role = yaml(
+            "resource_types: [{name: note, actions: [read]}]\nroles: [{name: r, permissions: {note: [read, erase]}}]",
+        );
+        assert!(
+            matches!(build(&bad_role, 1), Err(CompileError::Internal { path, .. }) if path == "roles[0].permissions.note")
+        );
+    }
+
+    #[test]
+    fn a_broken_window_index_denies_as_an_internal_error() {
+        use crate::{Overlay, Reason, Request, Resource};
+        let bundle = yaml(&format!(
+            "{BASE}grants: [{{principal: ann, role: reader, scope: all, expires: \"2999-01-01T00:00:00Z\"}}]"
+        ));
+        let mut snapshot = compile(&bundle, 1).unwrap();
+        let req = Request {
+            principal: "ann".into(),
+            action: "read".into(),
+            resource: Resource {
+                resource_type: "note".into(),
+                id: "n".into(),
+                ..Resource::default()
+            },
+            at: Some(crate::Timestamp(1_800_000_000)),
+            ..Request::default()
+        };
+        assert!(snapshot.check(&req, Overlay::empty()).is_allowed());
+        snapshot.windows.clear(); // the grant's window index now points nowhere
+        let d = snapshot.check(&req, Overlay::empty());
+        assert_eq!((d.effect, d.reason), (crate::Effect::Deny, Reason::InternalError));
+        let filter = snapshot.filter_rows("ann", "read", "note", &req.session, req.at.unwrap(), Overlay::empty());
+        assert_eq!(
+            filter,
+            crate::RowFilter::None {
+                reason: Reason::InternalError
+            }
+        );
+    }
 
     #[test]
     fn a_cancelled_compile_stops_early_and_produces_nothing() {

@@ -13,6 +13,16 @@ pub enum Effect {
     Deny,
 }
 
+impl std::fmt::Display for Effect {
+    /// `allow` or `deny`, as files and the API spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        })
+    }
+}
+
 /// Declares `Reason` with, for each code, its wire name and the requirement it enforces,
 /// so the enum, `ALL`, `as_str` and `rule_id` cannot drift apart.
 macro_rules! reasons {
@@ -27,7 +37,7 @@ macro_rules! reasons {
             /// Every reason, in declaration order.
             pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
 
-            /// The requirement id this reason enforces (`R1`..`R19`).
+            /// The requirement id this reason enforces (`R1`..`R19`, `A1`).
             pub fn rule_id(self) -> &'static str {
                 match self { $(Reason::$name => $rule,)* }
             }
@@ -93,6 +103,10 @@ reasons! {
     ElevationExpired = "elevation_expired", "R10";
     /// R13: the action needs a distinct, authorized co-signer.
     DualControlRequired = "dual_control_required", "R13";
+    /// R1: the snapshot contradicts itself (a bug, never a policy outcome); denies.
+    InternalError = "internal_error", "R1";
+    /// A1: the audit trail could not take a record the decision needs; the server (never the engine) denies.
+    AuditUnavailable = "audit_unavailable", "A1";
 }
 
 impl Reason {
@@ -110,6 +124,7 @@ impl Reason {
             ElevationRequired => 6,
             ElevationExpired => 7,
             DualControlRequired => 8,
+            InternalError => 9,
             _ => 0,
         }
     }
@@ -175,8 +190,8 @@ mod tests {
     fn wire_names_and_rule_ids_agree() {
         for r in Reason::ALL {
             assert_eq!(serde_json::to_string(r).unwrap(), format!("\"{}\"", r.as_str()));
-            assert!(r.rule_id().starts_with('R'), "{r:?}");
+            assert!(r.rule_id().starts_with('R') || r.rule_id().starts_with('A'), "{r:?}");
         }
-        assert_eq!(Reason::ALL.len(), 26);
+        assert_eq!(Reason::ALL.len(), 28);
     }
 }

@@ -129,7 +129,7 @@ impl Snapshot {
             Err(deny) => (Effect::Deny, deny),
         };
         flags.break_glass = reason == Reason::BreakGlass;
-        tracer.note(|| format!("decision: {effect:?} because {reason}"));
+        tracer.note(|| format!("decision: {effect} because {reason}"));
         Decision {
             effect,
             reason,
@@ -173,7 +173,7 @@ impl Snapshot {
         let res = ctype.ids.key(&req.resource.id);
         let owned = owner_of(ctype, &req.resource) == Some(subject.effective_p.id);
         let mut verdict = Verdict::default();
-        let mut co_signer: Option<bool> = None;
+        let mut co_signer: Option<Result<(), CoSignerProblem>> = None;
         for e in subject.effective_p.entries_for(type_key) {
             if e.actions & bit == 0 || !(e.break_glass || self.scope_covers(e.scope, tenant, res, owned)) {
                 continue;
@@ -182,11 +182,9 @@ impl Snapshot {
                 tracer.note(|| format!("R2: grant `{}` allows", self.rule_name(&RuleRef::Grant(e.grant))));
                 return Ok((Reason::Granted, Some(RuleRef::Grant(e.grant))));
             }
-            let Some(view) = self.grant_view(e.grant, type_key, bit) else {
-                continue;
-            };
             let outcome = settle(
-                self.stages(&view, e.break_glass, &req.session, &subject, now),
+                self.grant_view(e.grant, type_key, bit)
+                    .and_then(|view| self.stages(&view, e.break_glass, &req.session, &subject, now)),
                 &mut co_signer,
                 || self.co_signer_ok(req, &subject, type_key, bit, ctype, overlay, now),
             );
@@ -194,7 +192,7 @@ impl Snapshot {
                 format!(
                     "grant `{}`: {}",
                     self.rule_name(&RuleRef::Grant(e.grant)),
-                    describe(outcome)
+                    describe(outcome, co_signer)
                 )
             });
             if outcome.is_ok() && !e.break_glass {
@@ -215,7 +213,7 @@ impl Snapshot {
                 &mut co_signer,
                 || self.co_signer_ok(req, &subject, type_key, bit, ctype, overlay, now),
             );
-            tracer.note(|| format!("temporary grant `{}`: {}", t.id, describe(outcome)));
+            tracer.note(|| format!("temporary grant `{}`: {}", t.id, describe(outcome, co_signer)));
             verdict.offer(outcome, role_bg, base + i as u64, || {
                 RuleRef::Temporary(Arc::from(t.id.as_str()))
             });
@@ -329,7 +327,10 @@ impl Snapshot {
                 .as_deref()
                 .is_some_and(|n| ctype.networks.iter().any(|x| **x == *n))
         {
-            tracer.note(|| format!("R18: network {:?} is not allowed for `{}`", sess.network, ctype.name));
+            tracer.note(|| match &sess.network {
+                Some(n) => format!("R18: network `{n}` is not allowed for `{}`", ctype.name),
+                None => format!("R18: `{}` needs a known network and the session names none", ctype.name),
+            });
             return Err(Reason::NetworkNotAllowed);
         }
         if ctype.critical & bit != 0 && !mfa {
@@ -387,7 +388,7 @@ impl Snapshot {
         let target_tenant = self.principals.tenant(target.key);
         let from_bundle = self.impersonators.get(&actor.key).is_some_and(|grants| {
             grants.iter().filter_map(|&g| self.grants.get(g as usize)).any(|g| {
-                self.window(g).usable(&self.settings, now).is_ok()
+                self.grant_usable(g, now)
                     && match g.scope {
                         CScope::All => true,
                         CScope::Tenant(t) => target_tenant.and_then(|n| self.tenants.key(n)) == Some(t),
@@ -423,12 +424,13 @@ impl Snapshot {
         }
     }
 
-    pub(crate) fn grant_view(&self, grant: u32, type_key: u16, bit: u64) -> Option<GrantView<'_>> {
-        let g: &CGrant = self.grants.get(grant as usize)?;
-        let role = self.roles.get(g.role as usize)?;
-        Some(GrantView {
+    /// A bundle grant's conditions; `InternalError` when the snapshot contradicts itself.
+    pub(crate) fn grant_view(&self, grant: u32, type_key: u16, bit: u64) -> Result<GrantView<'_>, Reason> {
+        let g: &CGrant = self.grants.get(grant as usize).ok_or(Reason::InternalError)?;
+        let role = self.roles.get(g.role as usize).ok_or(Reason::InternalError)?;
+        Ok(GrantView {
             role,
-            window: self.window(g),
+            window: self.window(g)?,
             dual: role.masks(type_key).1 & bit != 0,
             privileged: self.privileged(role, type_key, bit),
         })
@@ -499,7 +501,7 @@ impl Snapshot {
         ctype: &CType,
         overlay: &Overlay,
         now: Timestamp,
-    ) -> bool {
+    ) -> Result<(), CoSignerProblem> {
         let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
         let res = ctype.ids.key(&req.resource.id);
         let owned = owner_of(ctype, &req.resource).is_some_and(|o| req.session.co_signer.as_deref() == Some(o));
@@ -517,7 +519,8 @@ impl Snapshot {
         )
     }
 
-    /// Calls `covers` on each usable ordinary grant scope of a valid co-signer; true if any covers.
+    /// Calls `covers` on each usable ordinary grant scope of a valid co-signer; `Ok` if any
+    /// covers, otherwise which requirement of R13 the co-signer fails.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn co_signer_covers(
         &self,
@@ -528,16 +531,18 @@ impl Snapshot {
         overlay: &Overlay,
         now: Timestamp,
         mut covers: impl FnMut(Coverage<'_>) -> bool,
-    ) -> bool {
-        let Some(cp) = co_signer.and_then(|c| self.principal(c)) else {
-            return false;
+    ) -> Result<(), CoSignerProblem> {
+        let Some(name) = co_signer else {
+            return Err(CoSignerProblem::Missing);
         };
-        if cp.key == subject.actor
-            || cp.key == subject.effective
-            || self.account(&cp, overlay, now, &mut Tracer::off()).is_err()
-        {
-            return false;
+        let Some(cp) = self.principal(name) else {
+            return Err(CoSignerProblem::Unknown);
+        };
+        if cp.key == subject.actor || cp.key == subject.effective {
+            return Err(CoSignerProblem::Requester);
         }
+        self.account(&cp, overlay, now, &mut Tracer::off())
+            .map_err(CoSignerProblem::Inactive)?;
         let mut any = false;
         for e in cp.entries_for(type_key) {
             if e.break_glass || e.actions & bit == 0 {
@@ -546,7 +551,7 @@ impl Snapshot {
             let usable_now = self
                 .grants
                 .get(e.grant as usize)
-                .is_some_and(|g| self.window(g).usable(&self.settings, now).is_ok());
+                .is_some_and(|g| self.grant_usable(g, now));
             if usable_now && covers(Coverage::Compiled(e.scope)) {
                 any = true;
             }
@@ -559,7 +564,11 @@ impl Snapshot {
                 any = true;
             }
         }
-        any
+        if any {
+            Ok(())
+        } else {
+            Err(CoSignerProblem::NotAuthorized)
+        }
     }
 
     /// R14: the first deny rule on this type and action matching any subject (`None` = anonymous) and the resource.
@@ -613,22 +622,53 @@ pub(crate) fn temporary_window(t: &TemporaryGrant) -> Window {
     }
 }
 
+/// Why a co-signer does not satisfy dual control (R13); explanations name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoSignerProblem {
+    /// The session names no co-signer.
+    Missing,
+    /// The co-signer is not in the snapshot.
+    Unknown,
+    /// The co-signer is the requester (or the account acted as).
+    Requester,
+    /// The co-signer's account may not act (revoked, terminated, dormant, ...).
+    Inactive(Reason),
+    /// The co-signer holds no usable ordinary grant covering the request.
+    NotAuthorized,
+}
+
+impl std::fmt::Display for CoSignerProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoSignerProblem::Missing => f.write_str("no co-signer was named"),
+            CoSignerProblem::Unknown => f.write_str("the co-signer is not a known principal"),
+            CoSignerProblem::Requester => f.write_str("the requester cannot co-sign their own action"),
+            CoSignerProblem::Inactive(r) => write!(f, "the co-signer's account is not active: {r}"),
+            CoSignerProblem::NotAuthorized => {
+                f.write_str("the co-signer holds no usable grant allowing this action here")
+            }
+        }
+    }
+}
+
 /// Completes the staged checks with the co-signer's verdict (R13), computed at most once per request.
 fn settle(
     stages: Result<bool, Reason>,
-    cached: &mut Option<bool>,
-    co_signer_ok: impl FnOnce() -> bool,
+    cached: &mut Option<Result<(), CoSignerProblem>>,
+    co_signer_ok: impl FnOnce() -> Result<(), CoSignerProblem>,
 ) -> Result<(), Reason> {
     match stages {
-        Ok(true) if !*cached.get_or_insert_with(co_signer_ok) => Err(Reason::DualControlRequired),
+        Ok(true) if cached.get_or_insert_with(co_signer_ok).is_err() => Err(Reason::DualControlRequired),
         Ok(_) => Ok(()),
         Err(r) => Err(r),
     }
 }
 
-fn describe(outcome: Result<(), Reason>) -> String {
-    match outcome {
-        Ok(()) => "allows".to_owned(),
-        Err(r) => format!("does not apply: {r}"),
+/// A grant's outcome for the trace; a dual-control failure says what was wrong with the co-signer.
+fn describe(outcome: Result<(), Reason>, co_signer: Option<Result<(), CoSignerProblem>>) -> String {
+    match (outcome, co_signer) {
+        (Ok(()), _) => "allows".to_owned(),
+        (Err(r @ Reason::DualControlRequired), Some(Err(why))) => format!("does not apply: {r}: {why}"),
+        (Err(r), _) => format!("does not apply: {r}"),
     }
 }

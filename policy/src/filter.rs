@@ -168,7 +168,8 @@ pub struct Exclusion {
 /// The answer to "which rows may this principal see?".
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowFilter {
-    /// No row. `reason` says why when it is not simply "no grant".
+    /// No row, and why: the reason a check would give (an expired grant says
+    /// `grant_expired`, a missing co-signer `dual_control_required`, ...).
     None {
         /// Why, as a reason code.
         reason: Reason,
@@ -229,13 +230,16 @@ impl Snapshot {
             Ok(p) => p,
             Err(r) => return none(r),
         };
-        let (subjects, rows) = match prelude {
+        let (subjects, (rows, failure)) = match prelude {
             Prelude::Public(p) => (
                 [p, None],
-                Rows {
-                    all: true,
-                    ..Rows::default()
-                },
+                (
+                    Rows {
+                        all: true,
+                        ..Rows::default()
+                    },
+                    None,
+                ),
             ),
             Prelude::Principal(s) => {
                 let subjects = [Some(s.effective), s.impersonating.then_some(s.actor)];
@@ -261,7 +265,7 @@ impl Snapshot {
             });
         }
         if rows.is_empty() {
-            return none(Reason::NoMatchingGrant);
+            return none(failure.unwrap_or(Reason::NoMatchingGrant));
         }
         RowFilter::Rows {
             rows,
@@ -279,19 +283,29 @@ impl Snapshot {
         session: &Session,
         now: Timestamp,
         overlay: &Overlay,
-    ) -> Rows {
+    ) -> (Rows, Option<Reason>) {
         let mut rows = Rows::default();
         let me = s.effective_p.id;
         let mut co_signer: Option<Vec<Reach>> = None;
         let ctype = self.types.get(usize::from(type_key));
+        // The furthest-reaching failure among grants that did not admit, ranked as `check`
+        // ranks them, so an empty filter gives the reason a check would (R11, R13, ...).
+        let mut failure: Option<Reason> = None;
+        let mut fail = |reason: Reason| {
+            if failure.is_none_or(|f| reason.grant_stage_rank() > f.grant_stage_rank()) {
+                failure = Some(reason);
+            }
+        };
         let admit = |rows: &mut Rows, reach: Reach, dual: bool, co_signer: &mut Option<Vec<Reach>>| {
             if !dual {
-                return add(rows, reach);
+                add(rows, reach);
+                return Ok(());
             }
             let cover = co_signer.get_or_insert_with(|| {
                 let mut reaches = Vec::new();
                 let co_signer = session.co_signer.as_deref().unwrap_or_default();
-                self.co_signer_covers(session.co_signer.as_deref(), s, type_key, bit, overlay, now, |c| {
+                // Only the reaches matter here: each covering grant adds the rows it reaches.
+                let _ = self.co_signer_covers(session.co_signer.as_deref(), s, type_key, bit, overlay, now, |c| {
                     if let Some(ctype) = ctype {
                         reaches.push(match c {
                             Coverage::Compiled(scope) => self.reach(scope, co_signer),
@@ -305,6 +319,11 @@ impl Snapshot {
             for c in cover.iter() {
                 add(rows, intersect(reach.clone(), c));
             }
+            if cover.is_empty() {
+                Err(Reason::DualControlRequired)
+            } else {
+                Ok(())
+            }
         };
         for e in s.effective_p.entries_for(type_key) {
             if e.actions & bit == 0 {
@@ -314,32 +333,38 @@ impl Snapshot {
                 add(&mut rows, self.reach(e.scope, me));
                 continue;
             }
-            let Some(view) = self.grant_view(e.grant, type_key, bit) else {
-                continue;
-            };
-            if let Ok(dual) = self.stages(&view, e.break_glass, session, s, now) {
-                let reach = if e.break_glass {
-                    Reach::default()
-                } else {
-                    self.reach(e.scope, me)
-                };
-                admit(&mut rows, reach, dual, &mut co_signer);
+            let stages = self
+                .grant_view(e.grant, type_key, bit)
+                .and_then(|view| self.stages(&view, e.break_glass, session, s, now));
+            match stages {
+                Ok(dual) => {
+                    let reach = if e.break_glass {
+                        Reach::default()
+                    } else {
+                        self.reach(e.scope, me)
+                    };
+                    admit(&mut rows, reach, dual, &mut co_signer).unwrap_or_else(&mut fail);
+                }
+                Err(reason) => fail(reason),
             }
         }
         for t in overlay.temporary_for(s.effective_p.id) {
             let (Some((view, bg)), Some(ctype)) = (self.temporary_view(t, type_key, bit), ctype) else {
                 continue;
             };
-            if let Ok(dual) = self.stages(&view, bg, session, s, now) {
-                let reach = if bg {
-                    Reach::default()
-                } else {
-                    overlay_reach(&t.scope, &self.tenants, ctype, me)
-                };
-                admit(&mut rows, reach, dual, &mut co_signer);
+            match self.stages(&view, bg, session, s, now) {
+                Ok(dual) => {
+                    let reach = if bg {
+                        Reach::default()
+                    } else {
+                        overlay_reach(&t.scope, &self.tenants, ctype, me)
+                    };
+                    admit(&mut rows, reach, dual, &mut co_signer).unwrap_or_else(&mut fail);
+                }
+                Err(reason) => fail(reason),
             }
         }
-        rows
+        (rows, failure)
     }
 
     /// What a compiled scope of a grant held by `holder` reaches.

@@ -103,7 +103,7 @@ pub fn tenant_access(snapshot: &Snapshot, bundle: &Bundle, tenant: &str, listing
         }
     }
     for p in seen.into_values() {
-        let mut row = vec![p.principal.clone(), format!("{:?}", p.account).to_lowercase()];
+        let mut row = vec![p.principal.clone(), p.account.as_str().to_owned()];
         row.extend(path_columns(p));
         r.push(row);
     }
@@ -236,7 +236,7 @@ pub fn dormant(bundle: &Bundle, observed: &Activity, now: Timestamp) -> Report {
         };
         r.push(vec![
             p.id.clone(),
-            format!("{:?}", p.status).to_lowercase(),
+            p.status.as_str().to_owned(),
             time(last),
             cutoff.to_string(),
             finding.to_owned(),
@@ -315,7 +315,7 @@ pub fn service_accounts(bundle: &Bundle) -> Report {
         r.push(vec![
             p.id.clone(),
             p.owner.clone().unwrap_or_default(),
-            format!("{:?}", p.status).to_lowercase(),
+            p.status.as_str().to_owned(),
             time(p.last_activity),
             roles.into_iter().collect::<Vec<_>>().join(" "),
         ]);

@@ -257,8 +257,21 @@ impl Snapshot {
         self.principals.get(id)
     }
 
-    /// The validity window of a bundle grant.
-    pub(crate) fn window(&self, g: &CGrant) -> Window {
-        self.windows.get(g.window as usize).copied().unwrap_or_default()
+    /// The validity window of a bundle grant. An index that is neither `NO_WINDOW` nor in
+    /// range is a broken snapshot: `InternalError`, so the grant denies (fail closed).
+    pub(crate) fn window(&self, g: &CGrant) -> Result<Window, crate::decision::Reason> {
+        match g.window {
+            NO_WINDOW => Ok(Window::default()),
+            i => self
+                .windows
+                .get(i as usize)
+                .copied()
+                .ok_or(crate::decision::Reason::InternalError),
+        }
+    }
+
+    /// Whether a bundle grant is usable at `now` (R11, R7); a broken window is not.
+    pub(crate) fn grant_usable(&self, g: &CGrant, now: Timestamp) -> bool {
+        self.window(g).and_then(|w| w.usable(&self.settings, now)).is_ok()
     }
 }

@@ -173,7 +173,7 @@ fn owned(snapshot: &Snapshot, f: &RowFilter, rows: &Rows) -> Vec<pb::OwnedTerm> 
 pub fn access_path(p: AccessPath) -> pb::AccessPath {
     pb::AccessPath {
         principal: p.principal,
-        account: format!("{:?}", p.account).to_lowercase(),
+        account: p.account.as_str().to_owned(),
         grant: p.grant,
         role: p.role,
         via_group: p.via_group,
@@ -194,7 +194,7 @@ fn condition(c: Condition) -> String {
         Condition::BreakGlassOnly => "break_glass_only".to_owned(),
         Condition::NotBefore(t) => format!("not_before:{}", t.0),
         Condition::Expires(t) => format!("expires:{}", t.0),
-        Condition::Lapses => "lapses".to_owned(),
+        Condition::Lapses(after) => format!("lapses:{after}"),
         Condition::DeniedBy(rule) => format!("denied_by:{rule}"),
     }
 }

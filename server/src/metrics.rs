@@ -59,8 +59,6 @@ impl Histogram {
 pub struct Metrics {
     /// [allow, deny] x reason.
     decisions: [[AtomicU64; Reason::ALL.len()]; 2],
-    /// Denies forced because the audit trail could not take the record (A1).
-    audit_denies: AtomicU64,
     rpc: [Histogram; RPCS.len()],
     compile_seconds_micros: AtomicU64,
     /// Whether the last attempt to follow a shared store succeeded.
@@ -112,11 +110,6 @@ impl Metrics {
         }
     }
 
-    /// Counts a deny forced by the audit trail.
-    pub fn audit_deny(&self) {
-        self.audit_denies.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Records how long the last compile took.
     pub fn compiled(&self, seconds: f64) {
         self.compile_seconds_micros
@@ -148,11 +141,6 @@ impl Metrics {
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            "portcullis_decisions_total{{effect=\"deny\",reason=\"audit_unavailable\",requirement=\"A1\"}} {}",
-            self.audit_denies.load(Ordering::Relaxed)
-        );
         let _ = writeln!(
             out,
             "# HELP portcullis_rpc_duration_seconds Server-side handling time per RPC."

@@ -17,7 +17,7 @@ impl From<EngineError> for Status {
             EngineError::Parse(_) | EngineError::BadRequest(_) => Code::InvalidArgument,
             EngineError::Compile(CompileError::Invalid(_)) => Code::InvalidArgument,
             EngineError::Compile(CompileError::TooLarge(_)) => Code::ResourceExhausted,
-            EngineError::Compile(CompileError::SelfCheck(_)) => Code::Internal,
+            EngineError::Compile(CompileError::SelfCheck(_) | CompileError::Internal { .. }) => Code::Internal,
             EngineError::Compile(CompileError::Cancelled) => Code::Cancelled,
             EngineError::Conflict { .. } => Code::FailedPrecondition,
             EngineError::UnknownVersion(..) => Code::NotFound,

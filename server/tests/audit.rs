@@ -282,7 +282,16 @@ async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
     let dir = temp_dir("audit-deny-policy");
-    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| c.audit.as_mut().unwrap().queue = 1).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
+        c.audit.as_mut().unwrap().queue = 1;
+        c.metrics_listen = Some(([127, 0, 0, 1], port).into());
+    })
+    .await;
     let mut c = server.authz().await; // connected: the audit trail is open
     let fifo = stall(&dir.join("audit"));
     let mut reasons = Vec::new();
@@ -293,6 +302,16 @@ async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
     // reads are denied rather than allowed without their record.
     assert_eq!(reasons.first().map(String::as_str), Some("granted"));
     assert_eq!(reasons.last().map(String::as_str), Some("audit_unavailable"));
+    // Each decision is counted once, as it was sent (A1): a forced deny is not also an allow.
+    let body = http_get(port, "/metrics").await;
+    let count = |reason: &str| reasons.iter().filter(|r| *r == reason).count();
+    for (effect, reason, rule) in [("allow", "granted", "R2"), ("deny", "audit_unavailable", "A1")] {
+        let want = format!(
+            "portcullis_decisions_total{{effect=\"{effect}\",reason=\"{reason}\",requirement=\"{rule}\"}} {}",
+            count(reason)
+        );
+        assert!(body.contains(&want), "missing `{want}` in\n{body}");
+    }
     let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
     server.stop().await.unwrap();
     reader.join().unwrap();

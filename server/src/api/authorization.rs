@@ -96,11 +96,11 @@ impl AuthorizationApi {
         {
             self.engine.observe_activity(&request.principal, login);
         }
-        self.telemetry.metrics.decision(d.effect, d.reason);
+        let counted = (d.effect, d.reason);
         let wire = convert::decision(&live.snapshot, d, hide, overlay.seq);
         Ok(self
             .telemetry
-            .decided(caller, request, time, wire, &live.snapshot)
+            .decided(caller, request, time, counted, wire, &live.snapshot)
             .await)
     }
 

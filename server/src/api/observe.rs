@@ -6,7 +6,7 @@ use crate::clock::DecisionTime;
 use crate::metrics::Metrics;
 use crate::scopes::{Identity, Scope};
 use portcullis_policy::bundle::AuditBackpressure;
-use portcullis_policy::{Request, Snapshot};
+use portcullis_policy::{Effect, Reason, Request, Snapshot};
 use portcullis_proto::v1 as pb;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -120,9 +120,28 @@ impl Telemetry {
         }
     }
 
-    /// Counts a decision and, when A1 asks for it, records it. Returns the decision to send:
-    /// a deny (`audit_unavailable`, A1) when the trail could not take a required record.
+    /// Records a decision when A1 asks for it and counts it once, as sent: the engine's
+    /// `effect` and `reason`, or a deny (`audit_unavailable`, A1) when the trail could not
+    /// take a required record. Returns the decision to send.
     pub async fn decided(
+        &self,
+        caller: &Caller,
+        req: Request,
+        time: DecisionTime,
+        (effect, reason): (Effect, Reason),
+        d: pb::Decision,
+        snapshot: &Snapshot,
+    ) -> pb::Decision {
+        let d = self.audited(caller, req, time, d, snapshot).await;
+        if d.reason == Reason::AuditUnavailable.as_str() {
+            self.metrics.decision(Effect::Deny, Reason::AuditUnavailable);
+        } else {
+            self.metrics.decision(effect, reason);
+        }
+        d
+    }
+
+    async fn audited(
         &self,
         caller: &Caller,
         req: Request,
@@ -171,10 +190,9 @@ impl Telemetry {
         };
         let mode = snapshot.settings().audit_on_backpressure;
         if audit.submit(record, mode).await == Admit::Refused && allowed {
-            self.metrics.audit_deny();
             d.effect = pb::Effect::Deny as i32;
-            d.reason = "audit_unavailable".to_owned();
-            d.requirement = "A1".to_owned();
+            d.reason = Reason::AuditUnavailable.as_str().to_owned();
+            d.requirement = Reason::AuditUnavailable.rule_id().to_owned();
             d.rule.clear();
         }
         d
