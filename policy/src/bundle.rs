@@ -579,19 +579,125 @@ pub const WILDCARD: &str = "*";
 pub struct PolicyTest {
     /// Short name printed by `portcullis policy test`.
     pub name: String,
-    /// The request (its `at` pins the time).
+    /// The request; its `at` pins the time (else the test file's `now`; a bundle's own
+    /// tests must give `at`).
     pub request: Request,
     /// `allow` or `deny`.
     pub expect: crate::decision::Effect,
     /// Expected reason code, when the test pins it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<crate::decision::Reason>,
+    /// Expected deciding rule, as decisions name it (a grant or deny id, `grants[N]`, a
+    /// temporary grant's id); `""` asserts that no rule decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Expected markers, exactly: `[]` asserts none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Vec<TestFlag>>,
+    /// R17: ask as a caller that hides forbidden resources; a deny is then `not_found`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hide_forbidden: bool,
+}
+
+/// A marker a policy test can assert on a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestFlag {
+    /// R15: emergency access was used.
+    BreakGlass,
+    /// R16: the principal acted as another account.
+    Impersonated,
+    /// R17: a deny the caller reports as "not found" (`hide_forbidden`).
+    NotFound,
+}
+
+/// A row-filter case: the rows a principal may see, as SQL, or none and why (R17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTest {
+    /// Short name.
+    pub name: String,
+    /// Principal id.
+    pub principal: String,
+    /// Action name.
+    pub action: String,
+    /// Resource type (the table).
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Session facts.
+    #[serde(default)]
+    pub session: crate::request::Session,
+    /// Time; else the file's `now`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// What the filter must be.
+    pub expect: FilterExpect,
+}
+
+/// The expected filter: exactly one of `none` (no row, with the reason) and `sql`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterExpect {
+    /// No row, for this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub none: Option<crate::decision::Reason>,
+    /// The predicate, e.g. `(("patient_id" = $1))`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// Its bind parameters, in order (a string, or a list for `= ANY($n)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<crate::filter::SqlParam>,
+}
+
+/// A listing case: who can do an action on a tenant or a resource (A2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSubjectsTest {
+    /// Short name.
+    pub name: String,
+    /// Action name.
+    pub action: String,
+    /// Resource type.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// The tenant (alone: every resource of it; with `id`: that resource's tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// One resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The resource's owner, for `own` scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Time; else the file's `now`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// List only paths usable now (default), or every path.
+    #[serde(default = "yes")]
+    pub usable_only: bool,
+    /// The principals listed, in any order, each once.
+    pub expect: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A file of policy tests (`portcullis policy test BUNDLE TESTS`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyTestFile {
-    /// The cases.
+    /// The time of every case that gives none. A case without a time in a file without
+    /// `now` is an error: a test never runs at today's date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<Timestamp>,
+    /// Check cases.
+    #[serde(default)]
     pub tests: Vec<PolicyTest>,
+    /// Row-filter cases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_rows: Vec<FilterTest>,
+    /// Listing cases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub list_subjects: Vec<ListSubjectsTest>,
 }

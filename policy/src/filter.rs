@@ -188,7 +188,7 @@ pub enum RowFilter {
 }
 
 /// Bind parameter of a SQL predicate.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum SqlParam {
     /// A text array (`= ANY($n)`).

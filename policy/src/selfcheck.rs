@@ -1,12 +1,17 @@
 //! The compiler's self-check and the policy-test runner: a compiled snapshot goes live only
 //! if it agrees with the reference evaluator and passes the bundle's own tests.
 
-use crate::bundle::{Bundle, PolicyTest};
+use crate::access::{Listing, Target};
+use crate::bundle::{Bundle, FilterExpect, ListSubjectsTest, PolicyTest, PolicyTestFile, TestFlag};
 use crate::decision::Decision;
+use crate::filter::RowFilter;
 use crate::overlay::Overlay;
 use crate::reference;
+use crate::request::Request;
 use crate::snapshot::Snapshot;
 use crate::synth;
+use crate::time::Timestamp;
+use std::collections::BTreeSet;
 
 /// A request on which the compiled evaluator, the reference or a test expectation disagree.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -18,51 +23,284 @@ pub struct Mismatch {
     pub detail: String,
 }
 
-/// Outcome of one policy test.
+/// The kinds of case a policy test file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseKind {
+    /// A check: effect, reason, rule, flags.
+    Check,
+    /// A row filter: none with a reason, or SQL with parameters (R17).
+    FilterRows,
+    /// A listing: the principals who can (A2).
+    ListSubjects,
+}
+
+impl CaseKind {
+    /// The name the file and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseKind::Check => "check",
+            CaseKind::FilterRows => "filter_rows",
+            CaseKind::ListSubjects => "list_subjects",
+        }
+    }
+}
+
+/// Outcome of one policy test case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestOutcome {
-    /// Test name.
+    /// Case name.
     pub name: String,
-    /// The compiled evaluator's decision.
-    pub decision: Decision,
-    /// `None` when the test passed; otherwise why not.
+    /// What kind of case.
+    pub kind: CaseKind,
+    /// The compiled evaluator's decision (check cases).
+    pub decision: Option<Decision>,
+    /// `None` when the case passed; otherwise why not.
     pub failure: Option<String>,
 }
 
-fn summary(d: &Decision) -> String {
-    format!("{:?} ({})", d.effect, d.reason.as_str())
+/// A test file with cases that have no time and no file-level `now` to fall back on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} case(s) have no time and the file has no `now:` ({}); give each case an `at` or the file a `now:`, a test never runs at today's date",
+    .0.len(),
+    .0.join(", ")
+)]
+pub struct Untimed(pub Vec<String>);
+
+fn summary(snapshot: &Snapshot, d: &Decision, hide_forbidden: bool) -> String {
+    let mut out = format!("{} ({})", d.effect, d.reason.as_str());
+    if let Some(rule) = &d.rule {
+        out.push_str(&format!(" by `{}`", snapshot.rule_name(rule)));
+    }
+    let flags = flags_of(d, hide_forbidden);
+    if !flags.is_empty() {
+        let names: Vec<&str> = flags.iter().map(|f| flag_name(*f)).collect();
+        out.push_str(&format!(" [{}]", names.join(", ")));
+    }
+    out
 }
 
-/// Runs policy tests on the compiled snapshot, also checking each against the reference.
-pub fn run_tests(bundle: &Bundle, snapshot: &Snapshot, tests: &[PolicyTest]) -> Vec<TestOutcome> {
+fn flags_of(d: &Decision, hide_forbidden: bool) -> Vec<TestFlag> {
+    let mut flags = Vec::new();
+    if d.flags.break_glass {
+        flags.push(TestFlag::BreakGlass);
+    }
+    if d.flags.impersonated {
+        flags.push(TestFlag::Impersonated);
+    }
+    if hide_forbidden && !d.is_allowed() {
+        flags.push(TestFlag::NotFound);
+    }
+    flags
+}
+
+fn flag_name(f: TestFlag) -> &'static str {
+    match f {
+        TestFlag::BreakGlass => "break_glass",
+        TestFlag::Impersonated => "impersonated",
+        TestFlag::NotFound => "not_found",
+    }
+}
+
+/// What a check case expected but did not get, if anything.
+fn check_failure(snapshot: &Snapshot, t: &PolicyTest, d: &Decision) -> Option<String> {
+    let mut wrong = Vec::new();
+    if d.effect != t.expect {
+        wrong.push(format!("effect {}", t.expect));
+    }
+    if let Some(r) = t.reason.filter(|r| *r != d.reason) {
+        wrong.push(format!("reason {}", r.as_str()));
+    }
+    if let Some(rule) = &t.rule {
+        let got = d.rule.as_ref().map(|r| snapshot.rule_name(r));
+        if got.as_deref().unwrap_or_default() != rule {
+            wrong.push(if rule.is_empty() {
+                "no deciding rule".to_owned()
+            } else {
+                format!("rule `{rule}`")
+            });
+        }
+    }
+    if let Some(flags) = &t.flags {
+        let (mut want, got) = (flags.clone(), flags_of(d, t.hide_forbidden));
+        want.sort_unstable();
+        want.dedup();
+        if want != got {
+            let names: Vec<&str> = want.iter().map(|f| flag_name(*f)).collect();
+            wrong.push(format!("flags [{}]", names.join(", ")));
+        }
+    }
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "expected {}, got {}",
+            wrong.join(", "),
+            summary(snapshot, d, t.hide_forbidden)
+        )
+    })
+}
+
+/// Runs check cases on the compiled snapshot, also checking each against the reference.
+/// `now` is the time of cases without `at`; a case with neither fails, saying so.
+pub fn run_tests(
+    bundle: &Bundle,
+    snapshot: &Snapshot,
+    tests: &[PolicyTest],
+    now: Option<Timestamp>,
+) -> Vec<TestOutcome> {
     tests
         .iter()
         .map(|t| {
-            let decision = snapshot.check(&t.request, Overlay::empty());
-            let reference = reference::check(bundle, Overlay::empty(), &t.request, snapshot.version());
-            let reason_ok = t.reason.is_none_or(|r| r == decision.reason);
-            let failure = if decision.effect != t.expect || !reason_ok {
-                let want = match t.reason {
-                    Some(r) => format!("{:?} ({})", t.expect, r.as_str()),
-                    None => format!("{:?}", t.expect),
-                };
-                Some(format!("expected {want}, got {}", summary(&decision)))
-            } else if !same(&decision, &reference) {
-                Some(format!(
-                    "compiled says {}, reference says {}",
-                    summary(&decision),
-                    summary(&reference)
-                ))
-            } else {
-                None
-            };
-            TestOutcome {
+            let outcome = |decision, failure| TestOutcome {
                 name: t.name.clone(),
+                kind: CaseKind::Check,
                 decision,
                 failure,
-            }
+            };
+            let Some(at) = t.request.at.or(now) else {
+                return outcome(None, Some(UNTIMED.to_owned()));
+            };
+            let request = Request {
+                at: Some(at),
+                ..t.request.clone()
+            };
+            let decision = snapshot.check(&request, Overlay::empty());
+            let reference = reference::check(bundle, Overlay::empty(), &request, snapshot.version());
+            let failure = check_failure(snapshot, t, &decision).or_else(|| {
+                (!same(&decision, &reference)).then(|| {
+                    format!(
+                        "compiled says {}, reference says {}",
+                        summary(snapshot, &decision, false),
+                        summary(snapshot, &reference, false)
+                    )
+                })
+            });
+            outcome(Some(decision), failure)
         })
         .collect()
+}
+
+const UNTIMED: &str = "no time: give the case an `at` (or the test file a `now:`)";
+
+/// Runs every case of a test file: checks, row filters and listings, at the file's `now`
+/// where a case gives no time. Refuses the file when a case has no time at all.
+pub fn run_file(bundle: &Bundle, snapshot: &Snapshot, file: &PolicyTestFile) -> Result<Vec<TestOutcome>, Untimed> {
+    if file.now.is_none() {
+        let untimed: Vec<String> = file
+            .tests
+            .iter()
+            .filter(|t| t.request.at.is_none())
+            .map(|t| format!("`{}`", t.name))
+            .chain(
+                file.filter_rows
+                    .iter()
+                    .filter(|t| t.at.is_none())
+                    .map(|t| format!("`{}`", t.name)),
+            )
+            .chain(
+                file.list_subjects
+                    .iter()
+                    .filter(|t| t.at.is_none())
+                    .map(|t| format!("`{}`", t.name)),
+            )
+            .collect();
+        if !untimed.is_empty() {
+            return Err(Untimed(untimed));
+        }
+    }
+    let now = file.now;
+    let mut out = run_tests(bundle, snapshot, &file.tests, now);
+    let untimed = || Some(UNTIMED.to_owned());
+    for t in &file.filter_rows {
+        let failure = t.at.or(now).map_or_else(untimed, |at| {
+            let filter = snapshot.filter_rows(
+                &t.principal,
+                &t.action,
+                &t.resource_type,
+                &t.session,
+                at,
+                Overlay::empty(),
+            );
+            filter_failure(snapshot, &t.expect, &filter)
+        });
+        out.push(TestOutcome {
+            name: t.name.clone(),
+            kind: CaseKind::FilterRows,
+            decision: None,
+            failure,
+        });
+    }
+    for t in &file.list_subjects {
+        out.push(TestOutcome {
+            name: t.name.clone(),
+            kind: CaseKind::ListSubjects,
+            decision: None,
+            failure: t.at.or(now).map_or_else(untimed, |at| listing_failure(snapshot, t, at)),
+        });
+    }
+    Ok(out)
+}
+
+fn filter_failure(snapshot: &Snapshot, want: &FilterExpect, got: &RowFilter) -> Option<String> {
+    let shown = |f: &RowFilter| match f {
+        RowFilter::None { reason } => format!("none ({})", reason.as_str()),
+        RowFilter::Rows { .. } => match f.to_sql(snapshot) {
+            Some(p) => format!(
+                "sql `{}` with {}",
+                p.sql,
+                serde_json::to_string(&p.params).unwrap_or_default()
+            ),
+            None => "rows that have no SQL form".to_owned(),
+        },
+    };
+    let matches = match (want.none, &want.sql, got) {
+        (Some(r), None, RowFilter::None { reason }) => r == *reason,
+        (None, Some(sql), RowFilter::Rows { .. }) => got
+            .to_sql(snapshot)
+            .is_some_and(|p| p.sql == *sql && p.params == want.params),
+        (Some(_), Some(_), _) | (None, None, _) => {
+            return Some("`expect` names exactly one of `none` and `sql`".to_owned());
+        }
+        _ => false,
+    };
+    (!matches).then(|| {
+        let wanted = match (want.none, &want.sql) {
+            (Some(r), _) => format!("none ({})", r.as_str()),
+            (None, sql) => format!(
+                "sql `{}` with {}",
+                sql.as_deref().unwrap_or_default(),
+                serde_json::to_string(&want.params).unwrap_or_default()
+            ),
+        };
+        format!("expected {wanted}, got {}", shown(got))
+    })
+}
+
+fn listing_failure(snapshot: &Snapshot, t: &ListSubjectsTest, at: Timestamp) -> Option<String> {
+    let target = match (&t.id, &t.tenant) {
+        (Some(id), tenant) => Target::Resource {
+            id,
+            tenant: tenant.as_deref(),
+            owner: t.owner.as_deref(),
+        },
+        (None, Some(tenant)) => Target::Tenant(tenant),
+        (None, None) => return Some("a listing case names a `tenant`, an `id`, or both".to_owned()),
+    };
+    let listing = Listing {
+        at,
+        overlay: Overlay::empty(),
+        usable_only: t.usable_only,
+    };
+    let got: BTreeSet<String> = snapshot
+        .list_subjects(&t.action, &t.resource_type, target, &listing)
+        .into_iter()
+        .map(|p| p.principal)
+        .collect();
+    let want: BTreeSet<String> = t.expect.iter().cloned().collect();
+    (got != want).then(|| {
+        let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        format!("expected [{}], got [{}]", list(&want), list(&got))
+    })
 }
 
 /// Whether two decisions agree on effect, reason, rule and flags.
@@ -79,7 +317,7 @@ pub fn verify(
     seed: u64,
     stop: &dyn Fn() -> bool,
 ) -> Vec<Mismatch> {
-    let mut out: Vec<Mismatch> = run_tests(bundle, snapshot, &bundle.tests)
+    let mut out: Vec<Mismatch> = run_tests(bundle, snapshot, &bundle.tests, None)
         .into_iter()
         .filter_map(|o| {
             o.failure.map(|detail| Mismatch {
@@ -101,8 +339,8 @@ pub fn verify(
                 what: format!("generated request {i}"),
                 detail: format!(
                     "compiled says {}, reference says {} for {}",
-                    summary(&compiled),
-                    summary(&expected),
+                    summary(snapshot, &compiled, false),
+                    summary(snapshot, &expected, false),
                     serde_json::to_string(&req).unwrap_or_default()
                 ),
             });

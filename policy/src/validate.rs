@@ -150,6 +150,9 @@ pub enum Problem {
     /// A duration that must be positive.
     #[error("must be longer than zero")]
     NotPositive,
+    /// A policy test without a time would run at whatever today is.
+    #[error("a policy test needs a time: give its request an `at`")]
+    TestWithoutTime,
     /// A deny rule whose actions list is empty.
     #[error("a deny rule needs at least one action (or `*`)")]
     NoDenyActions,
@@ -184,6 +187,11 @@ pub fn validate(bundle: &Bundle) -> Result<(), ValidationErrors> {
     }
     for (i, d) in bundle.denies.iter().enumerate() {
         v.deny(i, d);
+    }
+    for (i, t) in bundle.tests.iter().enumerate() {
+        if t.request.at.is_none() {
+            v.err(format!("tests[{i}].request.at"), Problem::TestWithoutTime);
+        }
     }
     if v.errors.is_empty() {
         Ok(())

@@ -80,7 +80,51 @@ fn policy_test_reports_each_case_and_fails_on_a_wrong_expectation() {
     let out = portcullis(&["policy", "test", "examples/clinic-portal.yaml", tests.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).contains("FAIL  wrong: expected Allow, got Deny (account_terminated)"),
+        text(&out).contains("FAIL  check         wrong: expected effect allow, got deny (account_terminated)"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("0 passed, 1 failed, 1 cases"), "{}", text(&out));
+
+    // --json for CI: the counts and every case.
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "examples/patient-portal.yaml",
+        "examples/patient-portal.tests.yaml",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 0);
+    let kinds: std::collections::BTreeSet<&str> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["check", "filter_rows", "list_subjects"].into());
+    assert_eq!(
+        report["passed"].as_u64().unwrap() as usize,
+        report["cases"].as_array().unwrap().len()
+    );
+
+    // A case without a time in a file without `now:` is refused, never run at today's date.
+    let untimed = dir.join("untimed.yaml");
+    std::fs::write(
+        &untimed,
+        "tests:\n  - name: when\n    request: {principal: dr-ann, action: read, resource: {type: patient_record, id: p}}\n    expect: deny\n",
+    )
+    .unwrap();
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "examples/clinic-portal.yaml",
+        untimed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out)); // 2: not run at all; 1: a case failed
+    assert!(
+        text(&out).contains("have no time and the file has no `now:` (`when`)"),
         "{}",
         text(&out)
     );

@@ -3,7 +3,7 @@
 use crate::bundle_file::{read_bundle, read_tests};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use portcullis_policy::selfcheck::run_tests;
+use portcullis_policy::selfcheck::run_file;
 use portcullis_policy::synth::{LargeShape, large_bundle};
 use portcullis_policy::{CompileError, CompileOptions, compile, compile_with, validate};
 use std::io::Write;
@@ -18,12 +18,15 @@ pub(super) enum PolicyCommand {
         /// Bundle file (YAML, or JSON when it ends in `.json`).
         file: PathBuf,
     },
-    /// Run a policy test file against a bundle; prints pass/fail per case.
+    /// Run a policy test file against a bundle; prints a line per case and a summary.
     Test {
         /// Bundle file.
         file: PathBuf,
-        /// Test file (`tests: [{name, request, expect, reason}]`).
+        /// Test file (`now`, `tests`, `filter_rows`, `list_subjects`).
         tests: PathBuf,
+        /// One JSON document on stdout (for CI): every case and the counts.
+        #[arg(long)]
+        json: bool,
     },
     /// Compile a bundle (with the self-check) and report sizes, timings and memory.
     Compile {
@@ -100,22 +103,36 @@ pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
                 }
             }
         }
-        PolicyCommand::Test { file, tests } => {
+        PolicyCommand::Test { file, tests, json } => {
             let bundle = read_bundle(&file)?;
             let snapshot = compiled(compile(&bundle, 1), &file)?;
-            let cases = read_tests(&tests)?.tests;
-            let outcomes = run_tests(&bundle, &snapshot, &cases);
-            let mut failed = 0;
-            for o in &outcomes {
-                match &o.failure {
-                    None => println!("pass  {}", o.name),
-                    Some(why) => {
-                        failed += 1;
-                        println!("FAIL  {}: {why}", o.name);
+            let cases = read_tests(&tests)?;
+            let outcomes = run_file(&bundle, &snapshot, &cases).with_context(|| format!("`{}`", tests.display()))?;
+            let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+            let passed = outcomes.len() - failed;
+            if json {
+                let cases: Vec<serde_json::Value> = outcomes
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "name": o.name,
+                            "kind": o.kind,
+                            "passed": o.failure.is_none(),
+                            "failure": o.failure,
+                        })
+                    })
+                    .collect();
+                let report = serde_json::json!({"passed": passed, "failed": failed, "cases": cases});
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for o in &outcomes {
+                    match &o.failure {
+                        None => println!("pass  {:<13} {}", o.kind.as_str(), o.name),
+                        Some(why) => println!("FAIL  {:<13} {}: {why}", o.kind.as_str(), o.name),
                     }
                 }
+                println!("{passed} passed, {failed} failed, {} cases", outcomes.len());
             }
-            println!("{} passed, {failed} failed", outcomes.len() - failed);
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
