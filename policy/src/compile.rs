@@ -31,6 +31,9 @@ pub enum CompileError {
         /// What could not be found.
         what: String,
     },
+    /// The document could not be read.
+    #[error(transparent)]
+    Parse(#[from] crate::parse::ParseError),
     /// The caller stopped waiting (`CompileOptions::cancel`); nothing was produced.
     #[error("compilation was cancelled: the caller went away or its deadline passed")]
     Cancelled,
@@ -77,6 +80,25 @@ impl Default for CompileOptions {
 /// ```
 pub fn compile(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
     compile_with(bundle, version, CompileOptions::default())
+}
+
+/// Reads, validates, compiles and self-checks a bundle's bytes: exactly what a push
+/// accepts (the server and `portcullis policy validate` both call this). Validation
+/// problems carry their line in `bytes`.
+pub fn compile_source(
+    bytes: &[u8],
+    format: crate::parse::Format,
+    version: u64,
+    options: CompileOptions,
+) -> Result<Snapshot, CompileError> {
+    let bundle = crate::parse::parse_bundle(bytes, format)?;
+    compile_with(&bundle, version, options).map_err(|e| match e {
+        CompileError::Invalid(mut errors) => {
+            errors.locate(bytes);
+            CompileError::Invalid(errors)
+        }
+        other => other,
+    })
 }
 
 /// [`compile`] with explicit self-check options.

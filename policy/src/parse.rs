@@ -128,6 +128,108 @@ fn check_yaml_shape(bytes: &[u8]) -> Result<(), ParseError> {
     }
 }
 
+/// The 1-based line of each of `paths` (`grants[3].role`, `settings.idle_timeout`) in a
+/// YAML or JSON document: of the node itself, or of its deepest ancestor the document
+/// spells out (a field left to its default, a node reached through an alias). One pass
+/// over the event stream; only called when there are problems to place.
+pub(crate) fn lines_of(bytes: &[u8], paths: &[&str]) -> Vec<Option<usize>> {
+    use yaml_rust2::parser::{Event, Parser};
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return vec![None; paths.len()];
+    };
+    // Every prefix of a wanted path, so a node's line is kept only if someone asks.
+    let mut wanted: std::collections::HashMap<String, Option<usize>> = std::collections::HashMap::new();
+    for p in paths {
+        for (i, c) in p.char_indices() {
+            if c == '.' || c == '[' {
+                wanted.insert(p[..i].to_owned(), None);
+            }
+        }
+        wanted.insert((*p).to_owned(), None);
+    }
+    enum Frame {
+        /// A mapping and the key whose value comes next (`None`: a key comes next).
+        Map(Option<String>),
+        /// A sequence and the index of its next item.
+        Seq(usize),
+    }
+    let mut stack: Vec<(Frame, usize)> = Vec::new(); // frame, length of `path` at its start
+    let mut path = String::new();
+    let mut parser = Parser::new_from_str(text);
+    while let Ok((event, mark)) = parser.next_token() {
+        let is_start = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        let is_node = is_start || matches!(event, Event::Scalar(..) | Event::Alias(_));
+        if matches!(event, Event::StreamEnd) {
+            break;
+        }
+        if matches!(event, Event::SequenceEnd | Event::MappingEnd) {
+            if let Some((_, len)) = stack.pop() {
+                path.truncate(len);
+            }
+            advance(&mut stack);
+            continue;
+        }
+        if !is_node {
+            continue;
+        }
+        // A scalar in key position names the next value; it is not itself a node with a path.
+        if let (Some((Frame::Map(key @ None), _)), Event::Scalar(name, ..)) = (stack.last_mut(), &event) {
+            *key = Some(name.clone());
+            continue;
+        }
+        let base = path.len();
+        match stack.last() {
+            Some((Frame::Map(Some(key)), _)) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Some((Frame::Seq(i), _)) => path.push_str(&format!("[{i}]")),
+            _ => {}
+        }
+        if let Some(line) = wanted.get_mut(path.as_str())
+            && line.is_none()
+        {
+            *line = Some(mark.line());
+        }
+        if is_start {
+            let frame = if matches!(event, Event::SequenceStart(..)) {
+                Frame::Seq(0)
+            } else {
+                Frame::Map(None)
+            };
+            stack.push((frame, base));
+        } else {
+            path.truncate(base);
+            advance(&mut stack);
+        }
+    }
+    /// After a value: a mapping expects its next key, a sequence its next index.
+    fn advance(stack: &mut [(Frame, usize)]) {
+        match stack.last_mut() {
+            Some((Frame::Map(key), _)) => *key = None,
+            Some((Frame::Seq(i), _)) => *i += 1,
+            None => {}
+        }
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let mut prefix: &str = p;
+            loop {
+                if let Some(Some(line)) = wanted.get(prefix) {
+                    return Some(*line);
+                }
+                match prefix.rfind(['.', '[']) {
+                    Some(i) => prefix = &prefix[..i],
+                    None => return None,
+                }
+            }
+        })
+        .collect()
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, ParseError> {
     if format == Format::Yaml {
         check_yaml_shape(bytes)?;

@@ -22,12 +22,17 @@ pub const MAX_ACTIONS: usize = 64;
 
 /// One problem, where it is and why it matters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {problem}")]
+#[error("{path}{}: {problem}", .line.map(|l| format!(" (line {l})")).unwrap_or_default())]
 pub struct ValidationError {
-    /// Path in the document, e.g. `grants[17].role`.
+    /// Path in the document, naming an entry by its id when it has a unique one
+    /// (`grants[ivan-root].role`), else by position (`grants[17].role`).
     pub path: String,
+    /// 1-based line in the document, when the source is known ([`crate::compile_source`]).
+    pub line: Option<usize>,
     /// What is wrong.
     pub problem: Problem,
+    /// The path by position, to find the line.
+    pub(crate) position: String,
 }
 
 /// What is wrong at a path.
@@ -153,6 +158,11 @@ pub enum Problem {
     /// A policy test without a time would run at whatever today is.
     #[error("a policy test needs a time: give its request an `at`")]
     TestWithoutTime,
+    /// A document without resource types allows nothing; usually a test file passed as a bundle.
+    #[error(
+        "a bundle declares at least one resource type (a policy test file is run with `portcullis policy test BUNDLE TESTS`, not pushed)"
+    )]
+    NoResourceTypes,
     /// A deny rule whose actions list is empty.
     #[error("a deny rule needs at least one action (or `*`)")]
     NoDenyActions,
@@ -162,6 +172,17 @@ pub enum Problem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} problem(s) in the bundle:\n{}", .0.len(), render(.0))]
 pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl ValidationErrors {
+    /// Puts each problem on its line of `source`, the document the bundle was read from.
+    pub fn locate(&mut self, source: &[u8]) {
+        let positions: Vec<&str> = self.0.iter().map(|e| e.position.as_str()).collect();
+        let lines = crate::parse::lines_of(source, &positions);
+        for (e, line) in self.0.iter_mut().zip(lines) {
+            e.line = line;
+        }
+    }
+}
 
 fn render(errors: &[ValidationError]) -> String {
     errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
@@ -193,6 +214,9 @@ pub fn validate(bundle: &Bundle) -> Result<(), ValidationErrors> {
             v.err(format!("tests[{i}].request.at"), Problem::TestWithoutTime);
         }
     }
+    if bundle.resource_types.is_empty() {
+        v.err("resource_types", Problem::NoResourceTypes);
+    }
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -211,6 +235,51 @@ struct Validator<'a> {
     principals: FxHashSet<&'a str>,
     grant_ids: FxHashSet<&'a str>,
     deny_ids: FxHashSet<&'a str>,
+    labels: Labels<'a>,
+}
+
+/// Entry ids that can stand for positions in paths: each unique, non-empty id of a grant,
+/// deny rule or principal.
+struct Labels<'a> {
+    grants: Vec<Option<&'a str>>,
+    denies: Vec<Option<&'a str>>,
+    principals: Vec<Option<&'a str>>,
+}
+
+impl<'a> Labels<'a> {
+    fn new(bundle: &'a Bundle) -> Self {
+        fn unique<'a>(ids: impl Iterator<Item = Option<&'a str>> + Clone) -> Vec<Option<&'a str>> {
+            let mut count: FxHashMap<&str, usize> = FxHashMap::default();
+            for id in ids.clone().flatten() {
+                *count.entry(id).or_default() += 1;
+            }
+            ids.map(|id| id.filter(|i| !i.is_empty() && count.get(i) == Some(&1)))
+                .collect()
+        }
+        Labels {
+            grants: unique(bundle.grants.iter().map(|g| g.id.as_deref())),
+            denies: unique(bundle.denies.iter().map(|d| Some(d.id.as_str()))),
+            principals: unique(bundle.principals.iter().map(|p| Some(p.id.as_str()))),
+        }
+    }
+
+    /// `grants[3].role` as `grants[ivan-root].role` when grant 3 has a unique id.
+    fn relabel(&self, position: &str) -> String {
+        let lists = [
+            ("grants[", &self.grants),
+            ("denies[", &self.denies),
+            ("principals[", &self.principals),
+        ];
+        for (prefix, ids) in lists {
+            if let Some(rest) = position.strip_prefix(prefix)
+                && let Some((index, tail)) = rest.split_once(']')
+                && let Some(Some(id)) = index.parse::<usize>().ok().and_then(|i| ids.get(i))
+            {
+                return format!("{prefix}{id}]{tail}");
+            }
+        }
+        position.to_owned()
+    }
 }
 
 impl<'a> Validator<'a> {
@@ -225,13 +294,17 @@ impl<'a> Validator<'a> {
             principals: bundle.principals.iter().map(|p| p.id.as_str()).collect(),
             grant_ids: FxHashSet::default(),
             deny_ids: FxHashSet::default(),
+            labels: Labels::new(bundle),
         }
     }
 
     fn err(&mut self, path: impl Into<String>, problem: Problem) {
+        let position: String = path.into();
         self.errors.push(ValidationError {
-            path: path.into(),
+            path: self.labels.relabel(&position),
+            line: None,
             problem,
+            position,
         });
     }
 
@@ -278,7 +351,9 @@ impl<'a> Validator<'a> {
     fn resource_types(&mut self) {
         for (i, t) in self.bundle.resource_types.iter().enumerate() {
             let path = format!("resource_types[{i}]");
-            if self.name(format!("{path}.name"), &t.name) && self.types.contains_key(t.name.as_str()) {
+            // A duplicate is reported and still checked; the first declaration counts.
+            let duplicate = self.name(format!("{path}.name"), &t.name) && self.types.contains_key(t.name.as_str());
+            if duplicate {
                 self.err(
                     format!("{path}.name"),
                     Problem::Duplicate {
@@ -286,7 +361,6 @@ impl<'a> Validator<'a> {
                         name: t.name.clone(),
                     },
                 );
-                continue;
             }
             if t.actions.is_empty() {
                 self.err(format!("{path}.actions"), Problem::NoActions);
@@ -334,6 +408,9 @@ impl<'a> Validator<'a> {
             if !t.public_actions.is_empty() && t.classification == Classification::Sensitive {
                 self.err(format!("{path}.public_actions"), Problem::PublicSensitive);
             }
+            if duplicate {
+                continue;
+            }
             self.critical.extend(
                 t.actions
                     .iter()
@@ -362,7 +439,8 @@ impl<'a> Validator<'a> {
     fn roles(&mut self) {
         for (i, r) in self.bundle.roles.iter().enumerate() {
             let path = format!("roles[{i}]");
-            if self.name(format!("{path}.name"), &r.name) && self.roles.contains_key(r.name.as_str()) {
+            let duplicate = self.name(format!("{path}.name"), &r.name) && self.roles.contains_key(r.name.as_str());
+            if duplicate {
                 self.err(
                     format!("{path}.name"),
                     Problem::Duplicate {
@@ -370,7 +448,6 @@ impl<'a> Validator<'a> {
                         name: r.name.clone(),
                     },
                 );
-                continue;
             }
             for (t, actions) in &r.permissions {
                 let ppath = format!("{path}.permissions.{t}");
@@ -393,14 +470,17 @@ impl<'a> Validator<'a> {
             if r.max_ttl.is_some_and(|d| d.0 <= 0) {
                 self.err(format!("{path}.max_ttl"), Problem::NotPositive);
             }
-            self.roles.insert(&r.name, r);
+            if !duplicate {
+                self.roles.insert(&r.name, r);
+            }
         }
     }
 
     fn groups(&mut self) {
         for (i, g) in self.bundle.groups.iter().enumerate() {
             let path = format!("groups[{i}]");
-            if self.name(format!("{path}.name"), &g.name) && self.groups.contains_key(g.name.as_str()) {
+            let duplicate = self.name(format!("{path}.name"), &g.name) && self.groups.contains_key(g.name.as_str());
+            if duplicate {
                 self.err(
                     format!("{path}.name"),
                     Problem::Duplicate {
@@ -408,15 +488,16 @@ impl<'a> Validator<'a> {
                         name: g.name.clone(),
                     },
                 );
-                continue;
             }
             for (j, m) in g.members.iter().enumerate() {
                 if !self.principals.contains(m.as_str()) {
                     self.unknown(format!("{path}.members[{j}]"), "principal", m);
                 }
             }
-            self.groups
-                .insert(&g.name, g.members.iter().map(String::as_str).collect());
+            if !duplicate {
+                self.groups
+                    .insert(&g.name, g.members.iter().map(String::as_str).collect());
+            }
         }
     }
 
@@ -425,10 +506,7 @@ impl<'a> Validator<'a> {
         let mut persons: FxHashMap<&str, &str> = FxHashMap::default();
         for (i, p) in self.bundle.principals.iter().enumerate() {
             let path = format!("principals[{i}]");
-            if !self.name(format!("{path}.id"), &p.id) {
-                continue;
-            }
-            if !seen.insert(p.id.as_str()) {
+            if self.name(format!("{path}.id"), &p.id) && !seen.insert(p.id.as_str()) {
                 self.err(
                     format!("{path}.id"),
                     Problem::Duplicate {
@@ -502,10 +580,11 @@ impl<'a> Validator<'a> {
                 Vec::new()
             }
         };
-        let Some(role) = self.roles.get(&*g.role).copied() else {
+        // An unknown role hides nothing else: only the checks that need the role are skipped.
+        let role = self.roles.get(&*g.role).copied();
+        if role.is_none() {
             self.unknown(format!("{path}.role"), "role", &g.role);
-            return;
-        };
+        }
         match &g.scope {
             Scope::All => {}
             Scope::Tenant(t) | Scope::Own { tenant: Some(t) } if t.is_empty() => {
@@ -515,7 +594,9 @@ impl<'a> Validator<'a> {
             Scope::Resources { resource_type, ids } => {
                 if !self.types.contains_key(&**resource_type) {
                     self.unknown(format!("{path}.scope.resources.type"), "resource type", resource_type);
-                } else if !role.permissions.contains_key(&**resource_type) {
+                } else if let Some(role) = role
+                    && !role.permissions.contains_key(&**resource_type)
+                {
                     self.err(
                         format!("{path}.scope.resources.type"),
                         Problem::ScopeOutsideRole {
@@ -534,7 +615,9 @@ impl<'a> Validator<'a> {
         {
             self.err(format!("{path}.expires"), Problem::EmptyWindow);
         }
-        if role.temporary_only {
+        if let Some(role) = role
+            && role.temporary_only
+        {
             match (g.expires, role.max_ttl) {
                 (None, _) => self.err(
                     format!("{path}.expires"),
@@ -561,8 +644,7 @@ impl<'a> Validator<'a> {
         self.approvals(&path, g, role, &grantees);
     }
 
-    fn approvals(&mut self, path: &str, g: &Grant, role: &Role, grantees: &[&str]) {
-        let needed = role.approvals_needed(&self.bundle.settings, |t, a| self.critical.contains(&(t, a)));
+    fn approvals(&mut self, path: &str, g: &Grant, role: Option<&Role>, grantees: &[&str]) {
         let mut distinct = FxHashSet::default();
         for (j, a) in g.approvals.iter().enumerate() {
             if !self.principals.contains(&*a.by) {
@@ -576,6 +658,8 @@ impl<'a> Validator<'a> {
                 distinct.insert(&*a.by);
             }
         }
+        let Some(role) = role else { return };
+        let needed = role.approvals_needed(&self.bundle.settings, |t, a| self.critical.contains(&(t, a)));
         if distinct.len() < usize::from(needed) {
             self.err(
                 format!("{path}.approvals"),

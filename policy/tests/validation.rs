@@ -87,11 +87,11 @@ fn each_problem_names_its_path_and_rule() {
         ),
         (
             "principals:\n  - {id: svc-etl, kind: service}",
-            "principals[3]: service account `svc-etl` has no owner (R5)",
+            "principals[svc-etl]: service account `svc-etl` has no owner (R5)",
         ),
         (
             "principals:\n  - {id: svc-etl, kind: service, owner: nobody}",
-            "principals[3].owner: unknown principal or group `nobody`",
+            "principals[svc-etl].owner: unknown principal or group `nobody`",
         ),
         (
             "principals:\n  - {id: ann}",
@@ -99,11 +99,11 @@ fn each_problem_names_its_path_and_rule() {
         ),
         (
             "principals:\n  - {id: admin}",
-            "principals[3].id: `admin` looks like a generic account",
+            "principals[admin].id: `admin` looks like a generic account",
         ),
         (
             "principals:\n  - {id: a1, person: p}\n  - {id: a2, person: p}",
-            "principals[4].person: person `p` already holds id `a1`",
+            "principals[a2].person: person `p` already holds id `a1`",
         ),
         (
             "grants:\n  - {principal: ann, role: admin, scope: all, approvals: [{by: bob}]}",
@@ -168,15 +168,15 @@ fn each_problem_names_its_path_and_rule() {
         ),
         (
             "denies:\n  - {id: d, resource_type: record, actions: [shred]}",
-            "denies[0].actions[0]: action `shred` is not defined for resource type `record`",
+            "denies[d].actions[0]: action `shred` is not defined for resource type `record`",
         ),
         (
             "denies:\n  - {id: d, resource_type: ship, actions: [read]}",
-            "denies[0].resource_type: unknown resource type `ship`",
+            "denies[d].resource_type: unknown resource type `ship`",
         ),
         (
             "denies:\n  - {id: d, principals: [zed], resource_type: record, actions: [read]}",
-            "denies[0].principals[0]: unknown principal `zed`",
+            "denies[d].principals[0]: unknown principal `zed`",
         ),
         (
             "denies:\n  - {id: d, resource_type: record, actions: [read]}\n  - {id: d, resource_type: record, actions: [read]}",
@@ -211,4 +211,67 @@ fn parse_errors_say_where() {
     assert!(err.to_string().contains("robot"), "{err}");
     let err = parse_bundle(b"grants: [{principal: a, role: r, scope: everything}]", Format::Yaml).unwrap_err();
     assert!(err.to_string().contains("everything"), "{err}");
+}
+
+#[test]
+fn one_problem_hides_no_other_and_each_names_its_id_and_line() {
+    // A duplicate type is still checked; an unknown role still leaves the grant's window,
+    // approvers and scope to be checked; each path uses the entry's id when it has one.
+    let source = b"resource_types:
+  - {name: note, actions: [read]}
+  - name: note
+    actions: [read, read]
+roles: [{name: reader, permissions: {note: [read]}}]
+principals: [{id: ann}, {id: ann}]
+grants:
+  - id: ivan-root
+    principal: ann
+    role: root
+    scope: {tenant: \"\"}
+    not_before: \"2026-02-01T00:00:00Z\"
+    expires: \"2026-01-01T00:00:00Z\"
+    approvals: [{by: ghost}]
+denies:
+  - {id: no-notes, resource_type: note, actions: [erase]}
+";
+    let err = portcullis_policy::compile_source(source, Format::Yaml, 1, Default::default()).unwrap_err();
+    let portcullis_policy::CompileError::Invalid(errors) = err else {
+        panic!("{err}")
+    };
+    let found: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "resource_types[1].name (line 3): duplicate resource type `note`",
+            "resource_types[1].actions[1] (line 4): duplicate action `read`",
+            "principals[1].id (line 6): duplicate principal id (R4) `ann`",
+            "grants[ivan-root].role (line 10): unknown role `root`",
+            "grants[ivan-root].scope.tenant (line 11): must not be empty",
+            "grants[ivan-root].expires (line 13): `not_before` must be before `expires`",
+            "grants[ivan-root].approvals[0].by (line 14): unknown principal `ghost`",
+            "denies[no-notes].actions[0] (line 16): action `erase` is not defined for resource type `note`",
+        ]
+    );
+    // The same bundle as JSON: the same problems, on JSON's lines.
+    let bundle = parse_bundle(source, Format::Yaml).unwrap();
+    let json = serde_json::to_vec_pretty(&bundle).unwrap();
+    let Err(portcullis_policy::CompileError::Invalid(errors)) =
+        portcullis_policy::compile_source(&json, Format::Json, 1, Default::default())
+    else {
+        panic!("the JSON spelling must be refused too")
+    };
+    assert_eq!(errors.0.len(), found.len());
+    assert!(errors.0.iter().all(|e| e.line.is_some()), "{errors}");
+}
+
+#[test]
+fn a_policy_test_file_is_not_a_bundle() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clinic-portal.tests.yaml");
+    let err = portcullis_policy::compile_source(&std::fs::read(path).unwrap(), Format::Yaml, 1, Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("resource_types: a bundle declares at least one resource type"),
+        "{err}"
+    );
 }

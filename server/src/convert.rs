@@ -229,3 +229,12 @@ pub fn scope_text(s: &Scope) -> String {
         Scope::Resources { resource_type, ids } => format!("resources:{resource_type}:{}", ids.join(",")),
     }
 }
+
+/// A validation problem on the wire, with its path and line.
+pub fn validation_problem(e: portcullis_policy::ValidationError) -> pb::ValidationProblem {
+    pb::ValidationProblem {
+        path: e.path,
+        message: e.problem.to_string(),
+        line: e.line.map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX)),
+    }
+}

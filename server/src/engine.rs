@@ -9,8 +9,7 @@ use crate::compile_thread::CompileThread;
 use crate::store::{Corrupt, OverlayChange, OverlayState, Revocation, Store, StoreError, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
-    Activity, CompileError, CompileOptions, Format, Overlay, ParseError, Scope, Snapshot, TemporaryGrant, Timestamp,
-    compile_with, parse_bundle,
+    Activity, CompileError, CompileOptions, Format, Overlay, Scope, Snapshot, TemporaryGrant, Timestamp, compile_source,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,10 +29,7 @@ pub struct Live {
 /// What a write can fail with. Mapped to gRPC status codes in `status.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The bundle could not be read.
-    #[error(transparent)]
-    Parse(#[from] ParseError),
-    /// The bundle is invalid or failed its self-check.
+    /// The bundle could not be read, is invalid or failed its self-check.
     #[error(transparent)]
     Compile(#[from] CompileError),
     /// Compare-and-swap failed.
@@ -252,7 +248,6 @@ impl Engine {
                     break;
                 }
                 Err(EngineError::Store(StoreError::Corrupt(c))) => problems.push(c),
-                Err(EngineError::Parse(e)) => problems.push(unusable(v, e.to_string())),
                 Err(EngineError::Compile(e)) => problems.push(unusable(v, e.to_string())),
                 Err(e) => return Err(e),
             }
@@ -296,12 +291,15 @@ impl Engine {
             ..CompileOptions::default()
         };
         self.compiler
-            .run(move || -> Result<Snapshot, EngineError> {
-                let bundle = parse_bundle(&bytes, format)?;
-                Ok(compile_with(&bundle, version, options)?)
-            })
+            .run(move || -> Result<Snapshot, EngineError> { Ok(compile_source(&bytes, format, version, options)?) })
             .await
             .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))?
+    }
+
+    /// Whether a push of `bytes` would be accepted: the same parse, validation, compile
+    /// and self-check, with nothing stored.
+    pub async fn check_bundle(&self, bytes: Vec<u8>, format: Format) -> Result<Snapshot, EngineError> {
+        self.compile(bytes, format, 0).await
     }
 
     /// Reads, verifies and compiles one stored version (off the async threads).

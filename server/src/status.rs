@@ -14,8 +14,8 @@ impl From<EngineError> for Status {
             return Status::resource_exhausted("the data directory is full: nothing was stored; free space and retry");
         }
         let code = match &e {
-            EngineError::Parse(_) | EngineError::BadRequest(_) => Code::InvalidArgument,
-            EngineError::Compile(CompileError::Invalid(_)) => Code::InvalidArgument,
+            EngineError::BadRequest(_) => Code::InvalidArgument,
+            EngineError::Compile(CompileError::Invalid(_) | CompileError::Parse(_)) => Code::InvalidArgument,
             EngineError::Compile(CompileError::TooLarge(_)) => Code::ResourceExhausted,
             EngineError::Compile(CompileError::SelfCheck(_) | CompileError::Internal { .. }) => Code::Internal,
             EngineError::Compile(CompileError::Cancelled) => Code::Cancelled,

@@ -44,19 +44,41 @@ fn validate_lists_every_problem_and_fails() {
     let t = text(&out);
     assert!(t.contains("3 problem(s)"), "{t}");
     assert!(
-        t.contains("principals[0]: service account `svc-etl` has no owner (R5)"),
+        t.contains("principals[svc-etl] (line 3): service account `svc-etl` has no owner (R5)"),
         "{t}"
     );
-    assert!(t.contains("principals[2].id: duplicate principal id (R4) `a`"), "{t}");
-    assert!(t.contains("grants[0].role: unknown role `nope`"), "{t}");
+    assert!(
+        t.contains("principals[2].id (line 3): duplicate principal id (R4) `a`"),
+        "{t}"
+    );
+    assert!(t.contains("grants[0].role (line 4): unknown role `nope`"), "{t}");
 }
 
 #[test]
-fn validate_accepts_the_examples() {
-    for name in ["clinic-portal", "genomics-platform", "research-study"] {
+fn validate_accepts_the_examples_and_exactly_what_a_push_accepts() {
+    for name in ["clinic-portal", "genomics-platform", "research-study", "patient-portal"] {
         let out = portcullis(&["policy", "validate", &format!("examples/{name}.yaml")]);
         assert!(out.status.success(), "{}", text(&out));
     }
+    // A test file parses as a bundle with only `tests`; a push refuses it, so must validate.
+    let out = portcullis(&["policy", "validate", "examples/clinic-portal.tests.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("a bundle declares at least one resource type"),
+        "{}",
+        text(&out)
+    );
+    // A bundle whose own test fails validates no more than it pushes (the self-check).
+    let dir = tempdir();
+    let failing = dir.join("failing.yaml");
+    let mut bundle = std::fs::read_to_string(root().join("examples/research-study.yaml")).unwrap();
+    bundle.push_str(
+        "\ntests:\n  - name: nobody reads\n    request: {principal: nobody, action: read, resource: {type: nope, id: x}, at: \"2026-11-23T10:00:00Z\"}\n    expect: allow\n",
+    );
+    std::fs::write(&failing, bundle).unwrap();
+    let out = portcullis(&["policy", "validate", failing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("policy test `nobody reads`"), "{}", text(&out));
 }
 
 #[test]

@@ -148,8 +148,31 @@ async fn admin_rpcs_push_validate_list_rollback_and_change_the_overlay() {
         .unwrap()
         .into_inner();
     assert!(!v.valid);
-    let paths: Vec<_> = v.problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, vec!["principals[0]", "grants[0].role"]);
+    let places: Vec<_> = v.problems.iter().map(|p| (p.path.as_str(), p.line)).collect();
+    assert_eq!(
+        places,
+        vec![("principals[svc]", 1), ("grants[0].role", 2), ("resource_types", 0)]
+    );
+
+    // ValidateSnapshot does what a push does: a bundle whose own test fails is not valid.
+    let mut failing = String::from_utf8(example("clinic-portal")).unwrap();
+    failing.push_str(
+        "\ntests:\n  - name: nobody reads\n    request: {principal: nobody, action: read, resource: {type: nope, id: x}, at: \"2026-11-23T10:00:00Z\"}\n    expect: allow\n",
+    );
+    let v = a
+        .validate_snapshot(admin(pb::ValidateSnapshotRequest {
+            bundle: failing.into_bytes(),
+            format: pb::BundleFormat::Yaml as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!v.valid);
+    assert!(
+        v.problems[0].message.contains("policy test `nobody reads`"),
+        "{:?}",
+        v.problems
+    );
 
     let pushed = a
         .push_snapshot(admin(push_request(clinic_without_ann())))

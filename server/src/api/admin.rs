@@ -4,7 +4,7 @@ use super::{Caller, Limits, Telemetry};
 use crate::convert;
 use crate::engine::{Engine, EngineError, Push, TemporaryRequest};
 use crate::store::VersionMeta;
-use portcullis_policy::{CompileError, parse_bundle, validate};
+use portcullis_policy::CompileError;
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::policy_admin_service_server::PolicyAdminService;
 use std::sync::Arc;
@@ -131,29 +131,24 @@ impl PolicyAdminService for AdminApi {
             let r = request.into_inner();
             self.check_size(&r.bundle)?;
             let format = convert::format(r.format)?;
-            let problems = tokio::task::spawn_blocking(move || match parse_bundle(&r.bundle, format) {
-                Err(e) => vec![pb::ValidationProblem {
-                    path: e.line.map(|l| format!("line {l}")).unwrap_or_default(),
+            // The same work as a push, so whatever validates here also pushes.
+            let problems = match self.engine.check_bundle(r.bundle, format).await {
+                Ok(_) => Vec::new(),
+                Err(EngineError::Compile(CompileError::Invalid(errors))) => {
+                    errors.0.into_iter().map(convert::validation_problem).collect()
+                }
+                Err(EngineError::Compile(CompileError::Parse(e))) => vec![pb::ValidationProblem {
+                    path: String::new(),
+                    line: e.line.map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX)),
                     message: e.message,
                 }],
-                Ok(bundle) => match validate(&bundle).map_err(CompileError::from) {
-                    Ok(()) => Vec::new(),
-                    Err(CompileError::Invalid(errors)) => errors
-                        .0
-                        .into_iter()
-                        .map(|e| pb::ValidationProblem {
-                            path: e.path,
-                            message: e.problem.to_string(),
-                        })
-                        .collect(),
-                    Err(other) => vec![pb::ValidationProblem {
-                        path: String::new(),
-                        message: other.to_string(),
-                    }],
-                },
-            })
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+                Err(e @ EngineError::Compile(CompileError::SelfCheck(_))) => vec![pb::ValidationProblem {
+                    path: "tests".to_owned(),
+                    line: 0,
+                    message: e.to_string(),
+                }],
+                Err(other) => return Err(other.into()),
+            };
             Ok(Response::new(pb::ValidateSnapshotResponse {
                 valid: problems.is_empty(),
                 problems,

@@ -1,11 +1,11 @@
 //! `portcullis policy validate | test | compile | generate`.
 
-use crate::bundle_file::{read_bundle, read_tests};
+use crate::bundle_file::{format_of, read_bundle, read_tests};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use portcullis_policy::selfcheck::run_file;
 use portcullis_policy::synth::{LargeShape, large_bundle};
-use portcullis_policy::{CompileError, CompileOptions, compile, compile_with, validate};
+use portcullis_policy::{CompileError, CompileOptions, compile, compile_source, compile_with};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +13,8 @@ use std::time::Instant;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PolicyCommand {
-    /// Check a bundle against every validation rule; lists every problem with its path.
+    /// Check a bundle exactly as a push would (validation, compile, self-check and the
+    /// bundle's own tests); lists every problem with its path and line.
     Validate {
         /// Bundle file (YAML, or JSON when it ends in `.json`).
         file: PathBuf,
@@ -84,21 +85,23 @@ pub(super) struct GenerateArgs {
 pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Validate { file } => {
-            let bundle = read_bundle(&file)?;
-            match validate(&bundle) {
-                Ok(()) => {
+            // Exactly what a push runs: parse, validation (every problem, with its line),
+            // compile and the self-check with the bundle's own tests.
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
+            match compile_source(&bytes, format_of(&file), 1, CompileOptions::default()) {
+                Ok(snapshot) => {
+                    let s = snapshot.stats();
                     println!(
-                        "{}: valid ({} principals, {} roles, {} grants, {} deny rules)",
+                        "{}: valid ({} principals, {} grants, {} deny rules)",
                         file.display(),
-                        bundle.principals.len(),
-                        bundle.roles.len(),
-                        bundle.grants.len(),
-                        bundle.denies.len()
+                        s.principals,
+                        s.grants,
+                        s.denies
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(errors) => {
-                    eprintln!("{}: {errors}", file.display());
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
                     Ok(ExitCode::FAILURE)
                 }
             }
