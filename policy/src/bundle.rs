@@ -1,6 +1,6 @@
 //! The policy bundle: what a policy author writes, in YAML or JSON (one serde schema).
 //!
-//! Field names follow `DESIGN.md`; each flag names the rule of `REQUIREMENTS.md` it expresses.
+//! Each field names the rule of `docs/rules.md` it expresses.
 
 use crate::request::Request;
 use crate::time::{Seconds, Timestamp};
@@ -37,7 +37,7 @@ pub struct Bundle {
     pub tests: Vec<PolicyTest>,
 }
 
-/// Organisation-specific parameters (the table at the end of REQUIREMENTS.md).
+/// Organisation-specific parameters (the settings table of `docs/rules.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {

@@ -27,7 +27,7 @@ impl std::fmt::Display for Effect {
 /// so the enum, `ALL`, `as_str` and `rule_id` cannot drift apart.
 macro_rules! reasons {
     ($( #[doc = $doc:literal] $name:ident = $text:literal, $rule:literal; )*) => {
-        /// Why a decision came out as it did. Each code names the rule of REQUIREMENTS.md it enforces.
+        /// Why a decision came out as it did. Each code names the rule of `docs/rules.md` it enforces.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum Reason {
             $( #[doc = $doc] #[serde(rename = $text)] $name, )*
