@@ -194,7 +194,7 @@ fn render(errors: &[ValidationError]) -> String {
 /// let bundle = portcullis_policy::parse_bundle(b"principals: [{id: svc, kind: service}]",
 ///     portcullis_policy::Format::Yaml).unwrap();
 /// let errors = portcullis_policy::validate(&bundle).unwrap_err();
-/// assert_eq!(errors.0[0].to_string(), "principals[0]: service account `svc` has no owner (R5)");
+/// assert_eq!(errors.0[0].to_string(), "principals[svc]: service account `svc` has no owner (R5)");
 /// ```
 pub fn validate(bundle: &Bundle) -> Result<(), ValidationErrors> {
     let mut v = Validator::new(bundle);

@@ -54,8 +54,14 @@ async fn an_invalid_push_is_rejected_with_every_problem_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let msg = err.message();
-    assert!(msg.contains("grants[2].role: unknown role `front_dsk`"), "{msg}");
-    assert!(msg.contains("grants[3].role: unknown role `front_dsk`"), "{msg}");
+    assert!(
+        msg.contains("grants[dee-desk].role (line 84): unknown role `front_dsk`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("grants[jo-desk].role (line 85): unknown role `front_dsk`"),
+        "{msg}"
+    );
     assert!(
         msg.contains("service account `svc-reminders` has no owner (R5)"),
         "{msg}"
