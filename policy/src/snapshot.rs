@@ -228,6 +228,18 @@ impl Snapshot {
             .is_none_or(|t| t.sensitive)
     }
 
+    /// The actions a resource type defines, in declaration order; `None` for an unknown type.
+    pub fn actions_of(&self, resource_type: &str) -> Option<impl Iterator<Item = &str>> {
+        let t = self.types.get(usize::from(*self.type_keys.get(resource_type)?))?;
+        Some(t.actions.iter().map(|a| &**a))
+    }
+
+    /// The resource attribute naming a type's owner (for `own` scopes); `None` for an unknown type.
+    pub fn owner_attribute(&self, resource_type: &str) -> Option<&str> {
+        let t = self.types.get(usize::from(*self.type_keys.get(resource_type)?))?;
+        Some(&t.owner_attribute)
+    }
+
     /// Whether the snapshot defines this role.
     pub fn has_role(&self, name: &str) -> bool {
         self.role_keys.contains_key(name)

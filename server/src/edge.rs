@@ -50,6 +50,14 @@ impl EdgeLayer {
     }
 }
 
+impl EdgeLayer {
+    /// The permits for decision calls in flight, shared with the HTTP binding so both
+    /// transports draw on one limit.
+    pub fn decision_permits(&self) -> Arc<Semaphore> {
+        self.decisions.clone()
+    }
+}
+
 /// The default `max_concurrent_decisions`: 256 per core.
 pub fn default_max_decisions() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from) * 256

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod authzen;
 pub mod bundle_file;
 pub mod cli;
 pub mod client;

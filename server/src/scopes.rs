@@ -254,8 +254,10 @@ pub struct AccessPolicy {
 
 /// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Refusal {
+pub enum Refusal {
+    /// No credential, or one that is not known: UNAUTHENTICATED, HTTP 401.
     Unauthenticated(String),
+    /// A known credential without the scope: PERMISSION_DENIED, HTTP 403.
     Denied(String),
 }
 
@@ -271,23 +273,33 @@ impl AccessPolicy {
         })?;
         let Some(need) = need else { return Ok(None) };
         let header = req.headers().get(http::header::AUTHORIZATION);
-        let from_token = match header {
+        self.identify(need, header, peer_certificate(req))
+            .map_err(|r| (Some(need), r))
+    }
+
+    /// Whether a caller presenting `authorization` (a header value) and a client
+    /// certificate (DER) may make a call that needs `need`; who it is when it presented
+    /// a credential. Every transport admits calls through this.
+    pub fn identify(
+        &self,
+        need: Scope,
+        authorization: Option<&http::HeaderValue>,
+        certificate: Option<Vec<u8>>,
+    ) -> Result<Option<Identity>, Refusal> {
+        let from_token = match authorization {
             None => None,
             Some(v) => {
                 let token = v.to_str().ok().and_then(crate::auth::bearer_token).ok_or_else(|| {
-                    (
-                        Some(need),
-                        Refusal::Unauthenticated("the authorization header must be `Bearer TOKEN`".into()),
-                    )
+                    Refusal::Unauthenticated("the authorization header must be `Bearer TOKEN`".into())
                 })?;
                 Some(
                     self.credentials
                         .token(token)
-                        .ok_or_else(|| (Some(need), Refusal::Unauthenticated("invalid bearer token".into())))?,
+                        .ok_or_else(|| Refusal::Unauthenticated("invalid bearer token".into()))?,
                 )
             }
         };
-        let from_certificate = peer_certificate(req).and_then(|der| self.credentials.certificate(&der));
+        let from_certificate = certificate.and_then(|der| self.credentials.certificate(&der));
         let identity = match (from_token, from_certificate) {
             (Some((name, a)), Some((_, b))) => Some((name, a.union(b))),
             (one, other) => one.or(other),
@@ -297,17 +309,13 @@ impl AccessPolicy {
                 name: name.clone(),
                 scopes,
             })),
-            Some((name, _)) => Err((
-                Some(need),
-                Refusal::Denied(format!(
-                    "the credential `{name}` lacks the `{need}` scope this call needs"
-                )),
-            )),
+            Some((name, _)) => Err(Refusal::Denied(format!(
+                "the credential `{name}` lacks the `{need}` scope this call needs"
+            ))),
             None if need == Scope::Check && self.open_checks => Ok(None),
-            None => Err((
-                Some(need),
-                Refusal::Unauthenticated(format!("this call needs a credential with the `{need}` scope")),
-            )),
+            None => Err(Refusal::Unauthenticated(format!(
+                "this call needs a credential with the `{need}` scope"
+            ))),
         }
     }
 }

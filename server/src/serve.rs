@@ -84,6 +84,9 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     /// Prometheus endpoint address.
     pub metrics_listen: Option<SocketAddr>,
+    /// AuthZEN HTTP binding: an address, `off`, or `beside` (the default: loopback, the
+    /// gRPC port + 1000).
+    pub http_listen: Option<String>,
     /// OTLP/gRPC collector for traces, e.g. `http://127.0.0.1:4317`.
     pub otlp_endpoint: Option<String>,
     /// Audit trail directory.
@@ -94,6 +97,47 @@ pub struct FileConfig {
     pub audit_queue: Option<usize>,
     /// Longest wait for the audit fsync, e.g. `100ms`.
     pub audit_sync_every: Option<String>,
+}
+
+/// Where the AuthZEN HTTP binding listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    /// Loopback, on the gRPC port + 1000 (an ephemeral port when gRPC's is).
+    Beside,
+    /// Not at all.
+    Off,
+    /// This address.
+    At(SocketAddr),
+}
+
+impl HttpListen {
+    /// `off`, `beside` or an address.
+    pub fn parse(text: &str) -> Result<HttpListen> {
+        match text.trim() {
+            "off" => Ok(HttpListen::Off),
+            "beside" => Ok(HttpListen::Beside),
+            addr => addr
+                .parse()
+                .map(HttpListen::At)
+                .map_err(|e| anyhow::anyhow!("`{addr}` is not `off`, `beside` or an address: {e}")),
+        }
+    }
+
+    /// The address for a gRPC server on `grpc`, if any.
+    pub fn resolve(self, grpc: SocketAddr) -> Option<SocketAddr> {
+        match self {
+            HttpListen::Off => None,
+            HttpListen::At(a) => Some(a),
+            HttpListen::Beside => {
+                let port = if grpc.port() == 0 {
+                    0
+                } else {
+                    grpc.port().checked_add(1000)?
+                };
+                Some(SocketAddr::from(([127, 0, 0, 1], port)))
+            }
+        }
+    }
 }
 
 /// Everything `serve` needs, after flags, environment and file are merged.
@@ -138,6 +182,8 @@ pub struct ServeConfig {
     pub audit: Option<AuditSettings>,
     /// Address of the Prometheus endpoint, when wanted.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the AuthZEN HTTP binding listens.
+    pub http_listen: HttpListen,
     /// OTLP/gRPC collector that RPC spans are exported to, when wanted.
     pub otlp_endpoint: Option<String>,
 }
@@ -226,6 +272,7 @@ impl ServeConfig {
             replica_id: hostname(),
             audit: Some(AuditSettings::default()),
             metrics_listen: None,
+            http_listen: HttpListen::Beside,
             otlp_endpoint: None,
         }
     }
@@ -327,6 +374,9 @@ impl ServeConfig {
         }
         if file.metrics_listen.is_some() {
             self.metrics_listen = file.metrics_listen;
+        }
+        if let Some(h) = &file.http_listen {
+            self.http_listen = HttpListen::parse(h).context("config `http_listen`")?;
         }
         if file.otlp_endpoint.is_some() {
             self.otlp_endpoint = file.otlp_endpoint;
@@ -519,13 +569,64 @@ pub async fn run(
     ))
     .max_decoding_message_size(cfg.limits.max_message_bytes)
     .accept_compressed(CompressionEncoding::Gzip);
-    let access = AccessLayer::new(
-        AccessPolicy {
-            credentials: cfg.credentials.clone(),
-            open_checks,
-        },
-        telemetry.clone(),
+    let access_policy = AccessPolicy {
+        credentials: cfg.credentials.clone(),
+        open_checks,
+    };
+    let access = AccessLayer::new(access_policy.clone(), telemetry.clone());
+    let edge = EdgeLayer::new(
+        cfg.request_timeout,
+        cfg.max_concurrent_decisions,
+        cfg.limits.max_message_bytes,
+        telemetry.metrics.clone(),
     );
+    let (stop_http, http) = match cfg.http_listen.resolve(addr) {
+        None => (None, None),
+        Some(http_addr) => {
+            if !http_addr.ip().is_loopback() && !cfg.insecure {
+                bail!(
+                    "refusing to serve the AuthZEN HTTP binding in plaintext on non-loopback address {http_addr}: it has no TLS yet; keep it on loopback (behind a TLS proxy), set `--http-listen off`, or pass --insecure"
+                );
+            }
+            if open_checks && !http_addr.ip().is_loopback() && !cfg.allow_open_checks {
+                bail!(
+                    "refusing to serve checks without a credential on non-loopback address {http_addr}: configure a check credential or pass --allow-open-checks"
+                );
+            }
+            let listener = TcpListener::bind(http_addr).await.with_context(|| {
+                format!("cannot listen for AuthZEN on {http_addr} (`--http-listen off` disables it)")
+            })?;
+            let http_addr = listener.local_addr()?;
+            let binding = crate::authzen::Binding::new(
+                AuthorizationApi::new(
+                    engine.clone(),
+                    cfg.limits,
+                    telemetry.clone(),
+                    cfg.time.clone(),
+                    cfg.consistency_wait,
+                ),
+                engine.clone(),
+                access_policy,
+                telemetry.clone(),
+                edge.decision_permits(),
+                cfg.request_timeout,
+                cfg.limits.max_batch,
+                http_addr,
+            );
+            tracing::info!(%http_addr, "AuthZEN at /access/v1/evaluation");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let max_body = cfg.limits.max_message_bytes;
+            let task = tokio::spawn(async move {
+                let stopped = async {
+                    let _ = rx.await;
+                };
+                if let Err(e) = crate::authzen::serve(listener, binding, max_body, stopped).await {
+                    tracing::error!("the AuthZEN listener failed: {e}");
+                }
+            });
+            (Some(tx), Some(task))
+        }
+    };
 
     // HTTP/2 limits set on purpose: a bounded number of streams per connection, keepalive
     // pings so dead peers free their connections, a reset-flood guard, and a header list
@@ -542,12 +643,7 @@ pub async fn run(
     }
     tracing::info!(%addr, version = engine.version(), tls = cfg.tls.is_some(), "serving");
     builder
-        .layer(EdgeLayer::new(
-            cfg.request_timeout,
-            cfg.max_concurrent_decisions,
-            cfg.limits.max_message_bytes,
-            telemetry.metrics.clone(),
-        ))
+        .layer(edge)
         .layer(access)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -556,6 +652,10 @@ pub async fn run(
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await?;
+    if let (Some(tx), Some(task)) = (stop_http, http) {
+        let _ = tx.send(());
+        let _ = task.await;
+    }
     activity.abort();
     crate::activity::flush(&engine).await;
     if let Some(audit) = &telemetry.audit {

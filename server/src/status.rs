@@ -59,3 +59,23 @@ pub fn stale(since_ms: u64) -> Status {
         since_ms as f64 / 1e3
     ))
 }
+
+/// The HTTP status the AuthZEN binding answers for a gRPC code, so both transports share
+/// one mapping from errors (400 for the caller's mistakes, 429/503 to retry).
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::InvalidArgument | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::FailedPrecondition => 412,
+        Code::ResourceExhausted => 429,
+        Code::Cancelled => 499,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+        Code::Unimplemented => 501,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+    }
+}

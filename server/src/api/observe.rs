@@ -33,6 +33,8 @@ pub struct Caller {
     traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     mtls: bool,
     identity: Option<Identity>,
+    /// The call came over the AuthZEN HTTP binding.
+    authzen: bool,
 }
 
 impl Caller {
@@ -44,6 +46,7 @@ impl Caller {
             traceparent: request.metadata().get("traceparent").cloned(),
             mtls: request.peer_certs().is_some_and(|c| !c.is_empty()),
             identity: request.extensions().get::<Identity>().cloned(),
+            authzen: request.extensions().get::<crate::authzen::ViaAuthzen>().is_some(),
         }
     }
 
@@ -65,6 +68,7 @@ impl Caller {
                 .and_then(|i| i.peer_certs())
                 .is_some_and(|c| !c.is_empty()),
             identity: None,
+            authzen: false,
         }
     }
 
@@ -76,6 +80,9 @@ impl Caller {
     /// Peer address, token fingerprint (first 12 hex digits of its SHA-256), `mtls`.
     pub fn client(&self) -> String {
         let mut client = self.remote.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        if self.authzen {
+            client.insert_str(0, "authzen ");
+        }
         if let Some(token) = self
             .authorization
             .as_ref()

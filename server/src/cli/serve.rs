@@ -56,6 +56,10 @@ pub(super) struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// AuthZEN 1.0 over HTTP: an address, `off`, or `beside` [default: beside, i.e.
+    /// 127.0.0.1 on the gRPC port + 1000].
+    #[arg(long, env = "PORTCULLIS_HTTP_LISTEN")]
+    http_listen: Option<String>,
     /// Directory of the audit trail [default: DATA/audit].
     #[arg(long)]
     audit_dir: Option<PathBuf>,
@@ -115,6 +119,9 @@ pub(super) fn run_serve(args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(m) = args.metrics_listen {
         cfg.metrics_listen = Some(m);
+    }
+    if let Some(h) = &args.http_listen {
+        cfg.http_listen = crate::serve::HttpListen::parse(h).context("--http-listen")?;
     }
     if let Some(e) = args.otlp_endpoint {
         cfg.otlp_endpoint = Some(e);

@@ -28,6 +28,8 @@ pub const AT: i64 = 1_795_428_000;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The AuthZEN HTTP binding's address (a free loopback port).
+    pub http: SocketAddr,
     pub dir: PathBuf,
     /// The server's clock (reads `AT` until a test moves it).
     pub clock: Clock,
@@ -96,7 +98,10 @@ impl TestServer {
         let clock = Clock::manual(AT);
         cfg.time.clock = clock.clone();
         cfg.seed_bundle = seed.map(example_path);
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        cfg.http_listen = portcullis_server::serve::HttpListen::At(http);
         tweak(&mut cfg);
+        let http_listen = cfg.http_listen;
         let engine = prepare(&mut cfg).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -104,8 +109,18 @@ impl TestServer {
         let handle = tokio::spawn(run(cfg, engine, listener, async {
             let _ = rx.await;
         }));
+        // The HTTP listener is bound inside `run`; wait until it answers.
+        if matches!(http_listen, portcullis_server::serve::HttpListen::At(_)) {
+            for _ in 0..500 {
+                if tokio::net::TcpStream::connect(http).await.is_ok() || handle.is_finished() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         TestServer {
             addr,
+            http,
             dir: dir.to_path_buf(),
             clock,
             shutdown: Some(tx),
@@ -216,6 +231,12 @@ pub fn spawn_serve(dir: &Path, port: u16, extra: &[&str]) -> std::process::Child
             ADMIN_TOKEN,
         ])
         .args(extra)
+        // Off unless a test asks for it: `beside` (gRPC port + 1000) may be taken here.
+        .args(if extra.contains(&"--http-listen") {
+            &[][..]
+        } else {
+            &["--http-listen", "off"][..]
+        })
         .arg("--data-dir")
         .arg(dir)
         .arg("--bundle")
