@@ -583,11 +583,12 @@ pub async fn run(
     let (stop_http, http) = match cfg.http_listen.resolve(addr) {
         None => (None, None),
         Some(http_addr) => {
-            if !http_addr.ip().is_loopback() && !cfg.insecure {
+            if cfg.tls.is_none() && !http_addr.ip().is_loopback() && !cfg.insecure {
                 bail!(
-                    "refusing to serve the AuthZEN HTTP binding in plaintext on non-loopback address {http_addr}: it has no TLS yet; keep it on loopback (behind a TLS proxy), set `--http-listen off`, or pass --insecure"
+                    "refusing to serve AuthZEN in plaintext on non-loopback address {http_addr}: configure TLS, set `--http-listen off`, or pass --insecure"
                 );
             }
+            let http_tls = cfg.tls.as_ref().map(http_tls_config).transpose()?;
             if open_checks && !http_addr.ip().is_loopback() && !cfg.allow_open_checks {
                 bail!(
                     "refusing to serve checks without a credential on non-loopback address {http_addr}: configure a check credential or pass --allow-open-checks"
@@ -612,6 +613,7 @@ pub async fn run(
                 cfg.request_timeout,
                 cfg.limits.max_batch,
                 http_addr,
+                http_tls.is_some(),
             );
             tracing::info!(%http_addr, "AuthZEN at /access/v1/evaluation");
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -620,7 +622,7 @@ pub async fn run(
                 let stopped = async {
                     let _ = rx.await;
                 };
-                if let Err(e) = crate::authzen::serve(listener, binding, max_body, stopped).await {
+                if let Err(e) = crate::authzen::serve(listener, binding, max_body, http_tls, stopped).await {
                     tracing::error!("the AuthZEN listener failed: {e}");
                 }
             });
@@ -684,6 +686,42 @@ fn start_audit(cfg: &ServeConfig) -> Result<Option<Arc<Audit>>> {
     let audit = Audit::start(sink, a.queue, coverage)
         .with_context(|| format!("cannot open the audit trail in `{}`", dir.display()))?;
     Ok(Some(Arc::new(audit)))
+}
+
+/// The AuthZEN listener's TLS: the same certificate, key and client CA as gRPC (client
+/// certificates required when a client CA is set, as over gRPC), HTTP/1.1 only.
+fn http_tls_config(tls: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()));
+    let certs = |p: &Path| -> Result<Vec<CertificateDer<'static>>> {
+        CertificateDer::pem_slice_iter(&read(p)?)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("`{}` is not a PEM certificate chain", p.display()))
+    };
+    let key = PrivateKeyDer::from_pem_slice(&read(&tls.key)?)
+        .with_context(|| format!("`{}` is not a PEM private key", tls.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c)?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs(&tls.cert)?, key)
+        .context("the TLS certificate and key do not match")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 fn tls_config(tls: &TlsFiles) -> Result<ServerTlsConfig> {

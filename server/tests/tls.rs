@@ -136,3 +136,101 @@ async fn a_client_certificate_name_maps_to_scopes_without_a_token() {
     }
     server.stop().await.unwrap();
 }
+
+/// POSTs `body` to the AuthZEN binding over HTTPS, with the client certificate when
+/// `with_identity`; the status and body, or the error of the handshake or the call.
+async fn authzen_over_tls(
+    server: &TestServer,
+    pki: &Pki,
+    with_identity: bool,
+    body: &str,
+) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Full};
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = if with_identity {
+        let chain = vec![CertificateDer::from_pem_slice(pki.client.0.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(pki.client.1.as_bytes()).unwrap();
+        builder.with_client_auth_cert(chain, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let tcp = tokio::net::TcpStream::connect(server.http)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = hyper::Request::post("/access/v1/evaluation")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = send.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+#[tokio::test]
+async fn authzen_over_https_admits_a_client_certificate_by_name() {
+    use portcullis_server::scopes::Scope;
+    let pki = pki();
+    let dir = temp_dir("tls-authzen");
+    let tls = server_files(&dir, &pki);
+    let server = TestServer::start_with(&dir.join("data"), Some("clinic-portal"), |c| {
+        c.tls = Some(tls);
+        c.credentials.add_token("other", "svc-token", &[Scope::Check]);
+        c.credentials
+            .add_certificate("billing", "billing-service", &[Scope::Check]);
+    })
+    .await;
+    let body = format!(
+        r#"{{"subject": {{"id": "dr-ann"}}, "action": {{"name": "read"}},
+            "resource": {{"type": "patient_record", "id": "p-1", "properties": {{"tenant": "clinic-north"}}}},
+            "context": {{"authenticated_at": {}, "last_activity": {}}}}}"#,
+        AT - 600,
+        AT - 60
+    );
+    let (status, answer) = authzen_over_tls(&server, &pki, true, &body).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""decision":true"#), "{answer}");
+    // Without a client certificate the server refuses the handshake (mutual TLS).
+    assert!(authzen_over_tls(&server, &pki, false, &body).await.is_err());
+    // Plaintext to the TLS listener gets no answer.
+    let plain = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    let mut plain = tokio::io::BufStream::new(plain);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    plain
+        .write_all(b"POST /access/v1/evaluation HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    plain.flush().await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), plain.read_to_end(&mut out)).await;
+    assert!(
+        !String::from_utf8_lossy(&out).contains("decision"),
+        "plaintext was served"
+    );
+    server.stop().await.unwrap();
+}

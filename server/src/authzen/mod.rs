@@ -59,13 +59,14 @@ pub struct Binding {
     permits: Arc<Semaphore>,
     request_timeout: Duration,
     max_batch: usize,
-    /// `http://ADDR`, for the metadata document.
+    /// `http://ADDR` or `https://ADDR`, for the metadata document.
     base: String,
 }
 
 impl Binding {
     /// The binding over `api`, admitting callers by `access`, drawing decision permits
-    /// from `permits`, each call at most `request_timeout`, batches at most `max_batch`.
+    /// from `permits`, each call at most `request_timeout`, batches at most `max_batch`,
+    /// served at `addr` (over TLS when `tls`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         api: AuthorizationApi,
@@ -76,6 +77,7 @@ impl Binding {
         request_timeout: Duration,
         max_batch: usize,
         addr: SocketAddr,
+        tls: bool,
     ) -> Binding {
         Binding {
             api,
@@ -85,17 +87,23 @@ impl Binding {
             permits,
             request_timeout,
             max_batch,
-            base: format!("http://{addr}"),
+            base: format!("{}://{addr}", if tls { "https" } else { "http" }),
         }
     }
 }
 
-/// Serves the binding on `listener` until `shutdown` completes; bodies over
-/// `max_body_bytes` are refused with 413.
+/// The client certificate (DER) of a TLS connection, for admission by certificate name.
+#[derive(Debug, Clone)]
+struct PeerCertificate(Vec<u8>);
+
+/// Serves the binding on `listener` until `shutdown` completes, over TLS when `tls` is
+/// given (with client certificates when it asks for them); bodies over `max_body_bytes`
+/// are refused with 413.
 pub async fn serve(
     listener: TcpListener,
     binding: Binding,
     max_body_bytes: usize,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -108,9 +116,52 @@ pub async fn serve(
         .fallback(|| async { ApiError::new(404, "not_found", None, "no such AuthZEN endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(binding);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let Some(tls) = tls else {
+        return axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("AuthZEN accept failed: {e}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // A handshake that stalls or fails costs its own task only.
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%peer, "AuthZEN TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!(%peer, "AuthZEN TLS handshake timed out"),
+            };
+            let certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| PeerCertificate(c.as_ref().to_vec()));
+            let mut app = app.layer(axum::Extension(ConnectInfo(peer)));
+            if let Some(c) = certificate {
+                app = app.layer(axum::Extension(c));
+            }
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(%peer, "AuthZEN connection ended: {e}");
+            }
+        });
+    }
 }
 
 /// An error as the binding answers it: a status and `{"error": {code, field, message}}`.
@@ -174,6 +225,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Where a request came from: the address, and the client certificate over mutual TLS.
+struct Peer {
+    addr: SocketAddr,
+    certificate: Option<PeerCertificate>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Peer, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        Ok(Peer {
+            addr,
+            certificate: parts.extensions.get::<PeerCertificate>().cloned(),
+        })
+    }
+}
+
 /// The caller of one HTTP request, admitted for `need`.
 struct Call {
     peer: SocketAddr,
@@ -185,8 +257,13 @@ struct Call {
 impl Binding {
     /// Admits a request needing `need` (refusals of review calls are audited, as over
     /// gRPC) and, for decision calls, takes a permit or refuses with 429.
-    async fn admit(&self, need: Scope, path: &str, peer: SocketAddr, headers: HeaderMap) -> Result<Call, ApiError> {
-        let identity = match self.access.identify(need, headers.get(header::AUTHORIZATION), None) {
+    async fn admit(&self, need: Scope, path: &str, peer: Peer, headers: HeaderMap) -> Result<Call, ApiError> {
+        let certificate = peer.certificate.map(|c| c.0);
+        let peer = peer.addr;
+        let identity = match self
+            .access
+            .identify(need, headers.get(header::AUTHORIZATION), certificate)
+        {
             Ok(identity) => identity,
             Err(refusal) => {
                 let (status, code, message) = match refusal {
@@ -340,7 +417,7 @@ fn respond(result: Result<Value, ApiError>) -> Response {
 
 async fn evaluation(
     State(b): State<Binding>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Peer,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -359,7 +436,7 @@ async fn evaluation(
 
 async fn evaluations(
     State(b): State<Binding>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Peer,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -460,7 +537,7 @@ fn required<'a, T>(part: &'a Option<T>, field: &str) -> Result<&'a T, ApiError> 
 
 async fn search_subject(
     State(b): State<Binding>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Peer,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -512,7 +589,7 @@ async fn search_subject(
 
 async fn search_resource(
     State(b): State<Binding>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Peer,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -606,7 +683,7 @@ async fn search_resource(
 
 async fn search_action(
     State(b): State<Binding>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Peer,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
