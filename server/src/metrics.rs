@@ -1,68 +1,46 @@
-//! Metrics, kept in atomics on the hot path and rendered in the Prometheus text format by
-//! a small HTTP endpoint on its own port (`--metrics-listen`).
+//! Metrics through OpenTelemetry. The hot path counts in atomics (`Metrics`); observable
+//! instruments read them, and the engine's and audit trail's state, only when a reader
+//! collects, so a decision pays nothing extra. RPC latency is an OpenTelemetry histogram.
+//! Readers: the OpenTelemetry Prometheus exporter, served at `GET /metrics` (axum) on
+//! `--metrics-listen`, and a periodic OTLP/gRPC exporter when `--otlp-endpoint` is set.
+//!
+//! Names, as Prometheus sees them (the exporter adds `_total` to counters and the unit
+//! suffix `_seconds`): `portcullis_decisions_total{effect,reason,requirement}`,
+//! `portcullis_rpc_duration_seconds{rpc}` (histogram), `portcullis_snapshot_version`,
+//! `portcullis_snapshot_compile_seconds`, `portcullis_overlay_seq`,
+//! `portcullis_store_skipped_versions_total`, `portcullis_shed_total`,
+//! `portcullis_activity_principals`, `portcullis_activity_unsynced`, with a shared store
+//! `portcullis_store_up` and `portcullis_store_seconds_since_sync`, and with the audit
+//! trail `portcullis_audit_queue_depth`, `portcullis_audit_records_total{result}` and
+//! `portcullis_audit_write_errors_total`.
 
 use crate::audit::Audit;
 use crate::engine::Engine;
+use anyhow::{Context, Result};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use portcullis_policy::{Effect, Reason};
-use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// RPCs with latency histograms.
-pub const RPCS: [&str; 15] = [
-    "Check",
-    "BatchCheck",
-    "FilterRows",
-    "ListSubjects",
-    "ListPrincipalAccess",
-    "Explain",
-    "PushSnapshot",
-    "ValidateSnapshot",
-    "GetSnapshotInfo",
-    "ListVersions",
-    "Rollback",
-    "RevokePrincipal",
-    "ReinstatePrincipal",
-    "GrantTemporary",
-    "ExportSnapshot",
-];
 
 /// Histogram bucket bounds, seconds.
 const BUCKETS: [f64; 15] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, seconds: f64) {
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b)
-            && let Some(b) = self.buckets.get(i)
-        {
-            b.fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
-    }
-}
-
-/// Every metric the server exports.
-#[derive(Debug, Default)]
+/// The hot-path counters, and the latency histogram.
+#[derive(Debug)]
 pub struct Metrics {
     /// [allow, deny] x reason.
     decisions: [[AtomicU64; Reason::ALL.len()]; 2],
-    rpc: [Histogram; RPCS.len()],
+    rpc: Histogram<f64>,
     compile_seconds_micros: AtomicU64,
     /// Whether the last attempt to follow a shared store succeeded.
-    store_up: std::sync::atomic::AtomicBool,
+    store_up: AtomicBool,
     /// Decision calls refused because too many were in flight.
     shed: AtomicU64,
 }
@@ -70,19 +48,35 @@ pub struct Metrics {
 /// Records an RPC's latency when dropped.
 #[derive(Debug)]
 pub struct Timer<'a> {
-    histogram: Option<&'a Histogram>,
+    histogram: &'a Histogram<f64>,
+    rpc: &'static str,
     start: Instant,
 }
 
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
-        if let Some(h) = self.histogram {
-            h.observe(self.start.elapsed().as_secs_f64());
-        }
+        self.histogram
+            .record(self.start.elapsed().as_secs_f64(), &[KeyValue::new("rpc", self.rpc)]);
     }
 }
 
 impl Metrics {
+    /// Counters at zero, the histogram on `meter`.
+    pub fn new(meter: &Meter) -> Metrics {
+        Metrics {
+            decisions: Default::default(),
+            rpc: meter
+                .f64_histogram("portcullis_rpc_duration")
+                .with_unit("s")
+                .with_description("Server-side handling time per RPC.")
+                .with_boundaries(BUCKETS.to_vec())
+                .build(),
+            compile_seconds_micros: AtomicU64::new(0),
+            store_up: AtomicBool::new(false),
+            shed: AtomicU64::new(0),
+        }
+    }
+
     /// Records whether the shared store answered the last catch-up.
     pub fn store_up(&self, up: bool) {
         self.store_up.store(up, Ordering::Relaxed);
@@ -93,11 +87,11 @@ impl Metrics {
         self.shed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Starts timing an RPC (one of `RPCS`).
-    pub fn time(&self, rpc: &str) -> Timer<'_> {
-        let histogram = RPCS.iter().position(|r| *r == rpc).and_then(|i| self.rpc.get(i));
+    /// Starts timing an RPC.
+    pub fn time(&self, rpc: &'static str) -> Timer<'_> {
         Timer {
-            histogram,
+            histogram: &self.rpc,
+            rpc,
             start: Instant::now(),
         }
     }
@@ -115,167 +109,233 @@ impl Metrics {
         self.compile_seconds_micros
             .store((seconds * 1e6) as u64, Ordering::Relaxed);
     }
+}
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, engine: &Engine, audit: Option<&Audit>) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_decisions_total Decisions by effect and reason code."
+/// The server's meter provider and what its readers need.
+#[derive(Debug)]
+pub struct MetricsExport {
+    provider: SdkMeterProvider,
+    /// Where the Prometheus exporter keeps what it collects, when `/metrics` is served.
+    registry: Option<prometheus::Registry>,
+}
+
+impl MetricsExport {
+    /// A provider with the Prometheus reader when `prometheus` and an OTLP/gRPC reader
+    /// when `otlp_endpoint` is given (none: instruments record into nothing).
+    pub fn new(prometheus: bool, otlp_endpoint: Option<&str>) -> Result<MetricsExport> {
+        let mut builder = SdkMeterProvider::builder().with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("portcullis")
+                .build(),
         );
-        let _ = writeln!(out, "# TYPE portcullis_decisions_total counter");
-        for (row, effect) in ["allow", "deny"].iter().enumerate() {
-            for (i, reason) in Reason::ALL.iter().enumerate() {
-                let n = self
-                    .decisions
-                    .get(row)
-                    .and_then(|r| r.get(i))
-                    .map_or(0, |c| c.load(Ordering::Relaxed));
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "portcullis_decisions_total{{effect=\"{effect}\",reason=\"{}\",requirement=\"{}\"}} {n}",
-                        reason.as_str(),
-                        reason.rule_id()
-                    );
+        let registry = if prometheus {
+            let registry = prometheus::Registry::new();
+            let exporter = opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .without_scope_info()
+                .without_target_info()
+                .build()
+                .context("cannot set up the Prometheus exporter")?;
+            builder = builder.with_reader(exporter);
+            Some(registry)
+        } else {
+            None
+        };
+        if let Some(endpoint) = otlp_endpoint {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .with_context(|| format!("cannot set up OTLP metrics export to `{endpoint}`"))?;
+            builder = builder.with_periodic_exporter(exporter);
+        }
+        Ok(MetricsExport {
+            provider: builder.build(),
+            registry,
+        })
+    }
+
+    /// The meter every Portcullis instrument is made on.
+    pub fn meter(&self) -> Meter {
+        self.provider.meter("portcullis")
+    }
+
+    /// Registers the observable instruments over `metrics`, `engine` and `audit`.
+    pub fn observe(&self, metrics: &Arc<Metrics>, engine: &Arc<Engine>, audit: Option<&Arc<Audit>>) {
+        let meter = self.meter();
+        let m = metrics.clone();
+        meter
+            .u64_observable_counter("portcullis_decisions")
+            .with_description("Decisions by effect and reason code.")
+            .with_callback(move |o| {
+                for (row, effect) in ["allow", "deny"].iter().enumerate() {
+                    for (i, reason) in Reason::ALL.iter().enumerate() {
+                        let n = m
+                            .decisions
+                            .get(row)
+                            .and_then(|r| r.get(i))
+                            .map_or(0, |c| c.load(Ordering::Relaxed));
+                        if n > 0 {
+                            o.observe(
+                                n,
+                                &[
+                                    KeyValue::new("effect", *effect),
+                                    KeyValue::new("reason", reason.as_str()),
+                                    KeyValue::new("requirement", reason.rule_id()),
+                                ],
+                            );
+                        }
+                    }
                 }
+            })
+            .build();
+        let gauge = |name: &'static str,
+                     unit: &'static str,
+                     help: &'static str,
+                     read: Box<dyn Fn() -> Option<f64> + Send + Sync>| {
+            let mut b = meter.f64_observable_gauge(name).with_description(help);
+            if !unit.is_empty() {
+                b = b.with_unit(unit);
             }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_rpc_duration_seconds Server-side handling time per RPC."
+            b.with_callback(move |o| {
+                if let Some(v) = read() {
+                    o.observe(v, &[]);
+                }
+            })
+            .build();
+        };
+        let counter = |name: &'static str, help: &'static str, read: Box<dyn Fn() -> u64 + Send + Sync>| {
+            meter
+                .u64_observable_counter(name)
+                .with_description(help)
+                .with_callback(move |o| o.observe(read(), &[]))
+                .build();
+        };
+        let e = engine.clone();
+        gauge(
+            "portcullis_snapshot_version",
+            "",
+            "Live snapshot version (0: none).",
+            Box::new(move || Some(e.version() as f64)),
         );
-        let _ = writeln!(out, "# TYPE portcullis_rpc_duration_seconds histogram");
-        for (name, h) in RPCS.iter().zip(&self.rpc) {
-            let count = h.count.load(Ordering::Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0;
-            for (bound, b) in BUCKETS.iter().zip(&h.buckets) {
-                cumulative += b.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "portcullis_rpc_duration_seconds_bucket{{rpc=\"{name}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "portcullis_rpc_duration_seconds_bucket{{rpc=\"{name}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "portcullis_rpc_duration_seconds_sum{{rpc=\"{name}\"}} {}",
-                h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
-            );
-            let _ = writeln!(out, "portcullis_rpc_duration_seconds_count{{rpc=\"{name}\"}} {count}");
+        let m = metrics.clone();
+        gauge(
+            "portcullis_snapshot_compile",
+            "s",
+            "Time the last push took to parse, validate and compile.",
+            Box::new(move || Some(m.compile_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6)),
+        );
+        let e = engine.clone();
+        gauge(
+            "portcullis_overlay_seq",
+            "",
+            "Last overlay change (revocation, temporary grant) applied.",
+            Box::new(move || Some(e.overlay_seq() as f64)),
+        );
+        let e = engine.clone();
+        gauge(
+            "portcullis_activity_principals",
+            "",
+            "Principals with an observed authentication (R7 dormancy).",
+            Box::new(move || Some(e.observed_activity().len() as f64)),
+        );
+        let e = engine.clone();
+        gauge(
+            "portcullis_activity_unsynced",
+            "",
+            "Observed authentications not yet written to the store.",
+            Box::new(move || Some(e.unsynced_activity() as f64)),
+        );
+        let (e, m) = (engine.clone(), metrics.clone());
+        gauge(
+            "portcullis_store_up",
+            "",
+            "Whether the shared store answered the last catch-up (shared stores only).",
+            Box::new(move || {
+                e.store()
+                    .shared()
+                    .then(|| f64::from(u8::from(m.store_up.load(Ordering::Relaxed))))
+            }),
+        );
+        let e = engine.clone();
+        gauge(
+            "portcullis_store_seconds_since_sync",
+            "",
+            "Time since the shared store was last heard from (shared stores only).",
+            Box::new(move || e.store().shared().then(|| e.since_sync_ms() as f64 / 1e3)),
+        );
+        let e = engine.clone();
+        counter(
+            "portcullis_store_skipped_versions",
+            "Stored versions refused because they did not verify or compile.",
+            Box::new(move || e.skipped_versions()),
+        );
+        let m = metrics.clone();
+        counter(
+            "portcullis_shed",
+            "Decision calls refused at max_concurrent_decisions.",
+            Box::new(move || m.shed.load(Ordering::Relaxed)),
+        );
+        let Some(audit) = audit else { return };
+        let a = audit.clone();
+        gauge(
+            "portcullis_audit_queue_depth",
+            "",
+            "Audit records waiting for the sink.",
+            Box::new(move || Some(a.queue_depth() as f64)),
+        );
+        let a = audit.clone();
+        meter
+            .u64_observable_counter("portcullis_audit_records")
+            .with_description("Audit records by result.")
+            .with_callback(move |o| {
+                let (written, dropped, refused, _) = a.counters();
+                for (result, n) in [("written", written), ("dropped", dropped), ("refused", refused)] {
+                    o.observe(n, &[KeyValue::new("result", result)]);
+                }
+            })
+            .build();
+        let a = audit.clone();
+        counter(
+            "portcullis_audit_write_errors",
+            "Writes to the audit trail that failed.",
+            Box::new(move || a.counters().3),
+        );
+    }
+
+    /// The Prometheus text exposition of everything collected now.
+    pub fn prometheus_text(&self) -> String {
+        let Some(registry) = &self.registry else {
+            return String::new();
+        };
+        prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+
+    /// Exports what is pending and stops the readers.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::debug!("metrics shutdown: {e}");
         }
-        let compile_seconds = self.compile_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let store_up = u8::from(self.store_up.load(Ordering::Relaxed));
-        let mut scalars: Vec<(&str, &str, &str, f64)> = vec![
-            (
-                "portcullis_snapshot_version",
-                "gauge",
-                "Live snapshot version (0: none).",
-                engine.version() as f64,
-            ),
-            (
-                "portcullis_snapshot_compile_seconds",
-                "gauge",
-                "Time the last push took to parse, validate and compile.",
-                compile_seconds,
-            ),
-            (
-                "portcullis_overlay_seq",
-                "gauge",
-                "Last overlay change (revocation, temporary grant) applied.",
-                engine.overlay_seq() as f64,
-            ),
-            (
-                "portcullis_store_skipped_versions_total",
-                "counter",
-                "Stored versions refused because they did not verify or compile.",
-                engine.skipped_versions() as f64,
-            ),
-            (
-                "portcullis_shed_total",
-                "counter",
-                "Decision calls refused with RESOURCE_EXHAUSTED at max_concurrent_decisions.",
-                self.shed.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "portcullis_activity_principals",
-                "gauge",
-                "Principals with an observed authentication (R7 dormancy).",
-                engine.observed_activity().len() as f64,
-            ),
-            (
-                "portcullis_activity_unsynced",
-                "gauge",
-                "Observed authentications not yet written to the store.",
-                engine.unsynced_activity() as f64,
-            ),
-        ];
-        if engine.store().shared() {
-            scalars.push((
-                "portcullis_store_up",
-                "gauge",
-                "Whether the shared store answered the last catch-up.",
-                f64::from(store_up),
-            ));
-            scalars.push((
-                "portcullis_store_seconds_since_sync",
-                "gauge",
-                "Time since the shared store was last heard from.",
-                engine.since_sync_ms() as f64 / 1e3,
-            ));
-        }
-        for (name, kind, help, value) in scalars {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
-        if let Some(a) = audit {
-            let (written, dropped, refused, errors) = a.counters();
-            let _ = writeln!(
-                out,
-                "# HELP portcullis_audit_queue_depth Audit records waiting for the sink."
-            );
-            let _ = writeln!(out, "# TYPE portcullis_audit_queue_depth gauge");
-            let _ = writeln!(out, "portcullis_audit_queue_depth {}", a.queue_depth());
-            let _ = writeln!(out, "# TYPE portcullis_audit_records_total counter");
-            let _ = writeln!(out, "portcullis_audit_records_total{{result=\"written\"}} {written}");
-            let _ = writeln!(out, "portcullis_audit_records_total{{result=\"dropped\"}} {dropped}");
-            let _ = writeln!(out, "portcullis_audit_records_total{{result=\"refused\"}} {refused}");
-            let _ = writeln!(out, "portcullis_audit_write_errors_total {errors}");
-        }
-        out
     }
 }
 
-/// Serves `GET /metrics` (anything else: 404) until the process ends.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, engine: Arc<Engine>, audit: Option<Arc<Audit>>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let (metrics, engine, audit) = (metrics.clone(), engine.clone(), audit.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let head = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
-                let body = metrics.render(&engine, audit.as_deref());
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+/// Serves `GET /metrics` (anything else: 404) on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, telemetry: Arc<MetricsExport>) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let telemetry = telemetry.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                    telemetry.prometheus_text(),
                 )
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("the metrics listener failed: {e}");
     }
 }

@@ -6,7 +6,7 @@ use crate::auth::generate_token;
 use crate::clock::TimePolicy;
 use crate::edge::EdgeLayer;
 use crate::engine::{Engine, EngineError, Push};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsExport};
 use crate::scopes::{AccessLayer, AccessPolicy, Credentials, Scope};
 use crate::store::{StoreError, write_private};
 use anyhow::{Context, Result, bail};
@@ -514,23 +514,23 @@ pub async fn run(
             "refusing to serve checks without a credential on non-loopback address {addr}: configure a check token or credential, or pass --allow-open-checks"
         );
     }
+    let export = Arc::new(MetricsExport::new(
+        cfg.metrics_listen.is_some(),
+        cfg.otlp_endpoint.as_deref(),
+    )?);
     let telemetry = Telemetry {
         spans: cfg.otlp_endpoint.is_some(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new(&export.meter())),
         audit: start_audit(&cfg)?,
         replica: cfg.replica_id.as_str().into(),
     };
+    export.observe(&telemetry.metrics, &engine, telemetry.audit.as_ref());
     if let Some(addr) = cfg.metrics_listen {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen for metrics on {addr}"))?;
         tracing::info!(%addr, "metrics at /metrics");
-        tokio::spawn(crate::metrics::serve(
-            listener,
-            telemetry.metrics.clone(),
-            engine.clone(),
-            telemetry.audit.clone(),
-        ));
+        tokio::spawn(crate::metrics::serve(listener, export.clone()));
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     spawn_health(engine.clone(), health.clone());
@@ -665,6 +665,7 @@ pub async fn run(
         let (written, dropped, refused, errors) = audit.counters();
         tracing::info!(written, dropped, refused, errors, "audit trail flushed");
     }
+    export.shutdown();
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! RPC spans reach an OTLP collector, joined to the caller's trace (`traceparent`).
+//! RPC spans reach an OTLP collector, joined to the caller's trace (`traceparent`), and
+//! the metrics reach it too (OpenTelemetry instruments over OTLP).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,13 +11,36 @@
 mod common;
 
 use common::*;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use std::sync::{Arc, Mutex};
 
-/// A collector that keeps (span name, trace id hex) of everything exported to it.
+/// A collector that keeps (span name, trace id hex) of every span and the names of every
+/// metric exported to it.
 #[derive(Default, Clone)]
-struct Collector(Arc<Mutex<Vec<(String, String)>>>);
+struct Collector(Arc<Mutex<Vec<(String, String)>>>, Arc<Mutex<Vec<String>>>);
+
+#[tonic::async_trait]
+impl MetricsService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut seen = self.1.lock().unwrap();
+        for rm in request.into_inner().resource_metrics {
+            for sm in rm.scope_metrics {
+                seen.extend(sm.metrics.into_iter().map(|m| m.name));
+            }
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -39,14 +63,15 @@ impl TraceService for Collector {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpc_spans_are_exported_over_otlp() {
+async fn rpc_spans_and_metrics_are_exported_over_otlp() {
     let collector = Collector::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let otlp = listener.local_addr().unwrap();
     let c = collector.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(c))
+            .add_service(TraceServiceServer::new(c.clone()))
+            .add_service(MetricsServiceServer::new(c))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
     });
@@ -78,4 +103,13 @@ async fn rpc_spans_are_exported_over_otlp() {
         seen.contains(&("Check".to_owned(), "0af7651916cd43dd8448eb211c80319c".to_owned())),
         "{seen:?}"
     );
+    // Graceful stop also exports the metrics: the decision counter and the RPC histogram.
+    let metrics = collector.1.lock().unwrap().clone();
+    for name in [
+        "portcullis_decisions",
+        "portcullis_rpc_duration",
+        "portcullis_snapshot_version",
+    ] {
+        assert!(metrics.iter().any(|m| m == name), "{name} not in {metrics:?}");
+    }
 }

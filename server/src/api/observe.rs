@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Metrics and the audit trail, shared by the services.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Telemetry {
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
