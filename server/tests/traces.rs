@@ -79,7 +79,9 @@ async fn rpc_spans_and_metrics_are_exported_over_otlp() {
     let dir = temp_dir("traces");
     let port = free_port();
     let otlp_url = format!("http://{otlp}");
-    let mut child = spawn_serve(&dir, port, &["--otlp-endpoint", &otlp_url]);
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let http_flag = http.to_string();
+    let mut child = spawn_serve(&dir, port, &["--otlp-endpoint", &otlp_url, "--http-listen", &http_flag]);
     let channel = connect(port).await;
     let mut client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(channel);
     // The child reads the system clock: the example's fixed time is a what-if (admin token).
@@ -91,6 +93,16 @@ async fn rpc_spans_and_metrics_are_exported_over_otlp() {
             .unwrap(),
     );
     client.check(req).await.unwrap();
+    // The same over AuthZEN: its span joins the trace the HTTP caller names.
+    let body = format!(
+        r#"{{"subject": {{"id": "dr-ann"}}, "action": {{"name": "read"}},
+            "resource": {{"type": "patient_record", "id": "p-1", "properties": {{"tenant": "clinic-north"}}}},
+            "context": {{"at": {AT}, "authenticated_at": {}, "last_activity": {}}}}}"#,
+        AT - 600,
+        AT - 60
+    );
+    let answer = http_post(http, &body).await;
+    assert!(answer.contains(r#""decision":true"#), "{answer}");
 
     // Graceful stop flushes the batch of spans.
     std::process::Command::new("kill")
@@ -103,6 +115,10 @@ async fn rpc_spans_and_metrics_are_exported_over_otlp() {
         seen.contains(&("Check".to_owned(), "0af7651916cd43dd8448eb211c80319c".to_owned())),
         "{seen:?}"
     );
+    assert!(
+        seen.contains(&("Check".to_owned(), "4bf92f3577b34da6a3ce929d0e0e4736".to_owned())),
+        "the AuthZEN call's span is not in its caller's trace: {seen:?}"
+    );
     // Graceful stop also exports the metrics: the decision counter and the RPC histogram.
     let metrics = collector.1.lock().unwrap().clone();
     for name in [
@@ -112,4 +128,21 @@ async fn rpc_spans_and_metrics_are_exported_over_otlp() {
     ] {
         assert!(metrics.iter().any(|m| m == name), "{name} not in {metrics:?}");
     }
+}
+
+/// One AuthZEN evaluation over HTTP/1.1 with a `traceparent` and the admin token (the
+/// child reads the system clock, so the example's time is a what-if).
+async fn http_post(addr: std::net::SocketAddr, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /access/v1/evaluation HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {ADMIN_TOKEN}\r\n\
+         traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }
