@@ -115,37 +115,6 @@ fn authzen(r: &Request, unix_times: bool) -> Value {
     })
 }
 
-fn grpc(r: &Request) -> pb::CheckRequest {
-    let s = &r.session;
-    pb::CheckRequest {
-        principal: r.principal.clone(),
-        action: r.action.clone(),
-        resource: Some(pb::Resource {
-            r#type: r.resource.resource_type.clone(),
-            id: r.resource.id.clone(),
-            tenant: r.resource.tenant.clone(),
-            attributes: r.resource.attributes.clone().into_iter().collect(),
-        }),
-        session: Some(pb::Session {
-            authenticated_at: s.authenticated_at.map(|t| t.0),
-            last_activity: s.last_activity.map(|t| t.0),
-            factors: s
-                .factors
-                .iter()
-                .map(|f| serde_json::to_value(f).unwrap().as_str().unwrap().to_owned())
-                .collect(),
-            elevated_role: s.elevated_role.clone(),
-            elevated_at: s.elevated_at.map(|t| t.0),
-            network: s.network.clone(),
-            co_signer: s.co_signer.clone(),
-            break_glass_reason: s.break_glass_reason.clone(),
-            acting_as: s.acting_as.clone(),
-        }),
-        at: r.at.map(|t| t.0),
-        ..Default::default()
-    }
-}
-
 /// What must agree between the two transports.
 fn summary(d: &pb::Decision) -> Value {
     json!({
@@ -193,7 +162,7 @@ async fn an_evaluation_equals_the_grpc_check_for_random_requests() {
     let mut authz = server.authz().await;
     let (mut allowed, mut refused) = (0, 0);
     for (i, r) in requests(11, 400).iter().enumerate() {
-        let grpc_answer = authz.check(admin(grpc(r))).await;
+        let grpc_answer = authz.check(admin(wire_request(r))).await;
         let (status, body) = http
             .post("/access/v1/evaluation", Some(ADMIN_TOKEN), &authzen(r, i % 2 == 0))
             .await;
@@ -235,7 +204,7 @@ async fn evaluations_equal_batch_check_under_each_semantic() {
         // Requests the server accepts (a random session may be refused as impossible).
         let mut batch = Vec::new();
         for r in requests(100 + round, 40) {
-            if authz.check(admin(grpc(&r))).await.is_ok() {
+            if authz.check(admin(wire_request(&r))).await.is_ok() {
                 batch.push(r);
             }
             if batch.len() == 10 {
@@ -244,7 +213,7 @@ async fn evaluations_equal_batch_check_under_each_semantic() {
         }
         let expected: Vec<Value> = authz
             .batch_check(admin(pb::BatchCheckRequest {
-                requests: batch.iter().map(grpc).collect(),
+                requests: batch.iter().map(wire_request).collect(),
                 ..Default::default()
             }))
             .await

@@ -15,7 +15,7 @@ mod common;
 use common::pg::Postgres;
 use common::*;
 use portcullis_policy::synth::{random_bundle, random_request, random_row, rng};
-use portcullis_policy::{Factor, Request, Resource, Session};
+use portcullis_policy::{Factor, Request, Resource};
 use portcullis_proto::v1 as pb;
 use sqlx::Row;
 use std::collections::BTreeSet;
@@ -30,38 +30,15 @@ const ROWS: usize = 120;
 /// deny rules match on.
 const COLUMNS: &[&str] = &["tenant_id", "id", "uid", "owner", "patient", "kind", "vip"];
 
-fn wire_session(s: &Session) -> pb::Session {
-    pb::Session {
-        authenticated_at: s.authenticated_at.map(|t| t.0),
-        last_activity: s.last_activity.map(|t| t.0),
-        factors: s
-            .factors
-            .iter()
-            .map(|f| serde_json::to_value(f).unwrap().as_str().unwrap().to_owned())
-            .collect(),
-        elevated_role: s.elevated_role.clone(),
-        elevated_at: s.elevated_at.map(|t| t.0),
-        network: s.network.clone(),
-        co_signer: s.co_signer.clone(),
-        break_glass_reason: s.break_glass_reason.clone(),
-        acting_as: s.acting_as.clone(),
-    }
-}
-
 fn wire_check(r: &Request, row: &Resource) -> pb::CheckRequest {
-    pb::CheckRequest {
-        principal: r.principal.clone(),
-        action: r.action.clone(),
-        resource: Some(pb::Resource {
-            r#type: r.resource.resource_type.clone(),
-            id: row.id.clone(),
-            tenant: row.tenant.clone(),
-            attributes: row.attributes.clone().into_iter().collect(),
-        }),
-        session: Some(wire_session(&r.session)),
-        at: r.at.map(|t| t.0),
-        ..Default::default()
-    }
+    let mut request = wire_request(r);
+    request.resource = Some(pb::Resource {
+        r#type: r.resource.resource_type.clone(),
+        id: row.id.clone(),
+        tenant: row.tenant.clone(),
+        attributes: row.attributes.clone().into_iter().collect(),
+    });
+    request
 }
 
 /// The random rows, as a table `rows(n, tenant_id, id, uid, owner, patient, kind, vip)`.

@@ -407,6 +407,47 @@ fn body<T: serde::de::DeserializeOwned>(bytes: Result<Bytes, BytesRejection>) ->
     })
 }
 
+/// What every endpoint reads from a request: where it came from, its headers, its body.
+struct Input {
+    peer: Peer,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Input {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Input, Self::Rejection> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let peer = Peer::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts, body), state).await;
+        Ok(Input { peer, headers, bytes })
+    }
+}
+
+impl Binding {
+    /// One endpoint: admits the caller for `need`, reads the body as `T`, runs `f`, all
+    /// within the server's deadline, and answers JSON or the error.
+    async fn endpoint<T: serde::de::DeserializeOwned>(
+        &self,
+        need: Scope,
+        path: &str,
+        input: Input,
+        f: impl AsyncFnOnce(&Binding, &Call, T) -> Result<Value, ApiError>,
+    ) -> Response {
+        respond(
+            self.timed(async {
+                let call = self.admit(need, path, input.peer, input.headers).await?;
+                let request: T = body(input.bytes)?;
+                f(self, &call, request).await
+            })
+            .await,
+        )
+    }
+}
+
 fn ok(value: Value) -> Response {
     axum::Json(value).into_response()
 }
@@ -415,40 +456,32 @@ fn respond(result: Result<Value, ApiError>) -> Response {
     result.map_or_else(IntoResponse::into_response, ok)
 }
 
-async fn evaluation(
-    State(b): State<Binding>,
-    peer: Peer,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    respond(
-        b.timed(async {
-            let call = b.admit(Scope::Check, "/access/v1/evaluation", peer, headers).await?;
-            let e: Evaluation = body(bytes)?;
+async fn evaluation(State(b): State<Binding>, input: Input) -> Response {
+    b.endpoint(
+        Scope::Check,
+        "/access/v1/evaluation",
+        input,
+        async |b, call, e: Evaluation| {
             let d = b
-                .check(&call, wire::check_request(&e, &Evaluation::default(), "")?)
+                .check(call, wire::check_request(&e, &Evaluation::default(), "")?)
                 .await?;
             Ok(serde_json::to_value(wire::Decision::from(&d)).unwrap_or_default())
-        })
-        .await,
+        },
     )
+    .await
 }
 
-async fn evaluations(
-    State(b): State<Binding>,
-    peer: Peer,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    respond(
-        b.timed(async {
-            let call = b.admit(Scope::Check, "/access/v1/evaluations", peer, headers).await?;
-            let r: Evaluations = body(bytes)?;
+async fn evaluations(State(b): State<Binding>, input: Input) -> Response {
+    b.endpoint(
+        Scope::Check,
+        "/access/v1/evaluations",
+        input,
+        async |b, call, r: Evaluations| {
             let semantic = r.options.semantic()?;
             if r.evaluations.is_empty() {
                 // No items: the request is one evaluation, answered as one.
                 let d = b
-                    .check(&call, wire::check_request(&r.defaults, &Evaluation::default(), "")?)
+                    .check(call, wire::check_request(&r.defaults, &Evaluation::default(), "")?)
                     .await?;
                 return Ok(serde_json::to_value(wire::Decision::from(&d)).unwrap_or_default());
             }
@@ -471,13 +504,13 @@ async fn evaluations(
                 .map(|(i, e)| wire::check_request(e, &r.defaults, &format!("evaluations[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
             let decisions = match semantic {
-                Semantic::ExecuteAll => b.batch(&call, requests).await?,
+                Semantic::ExecuteAll => b.batch(call, requests).await?,
                 Semantic::DenyOnFirstDeny | Semantic::PermitOnFirstPermit => {
                     // Items after the deciding one are not evaluated (nor audited).
                     let stop_on_allow = semantic == Semantic::PermitOnFirstPermit;
                     let mut out = Vec::new();
                     for request in requests {
-                        let d = b.check(&call, request).await?;
+                        let d = b.check(call, request).await?;
                         let allowed = d.effect == pb::Effect::Allow as i32;
                         out.push(d);
                         if allowed == stop_on_allow {
@@ -489,9 +522,9 @@ async fn evaluations(
             };
             let evaluations: Vec<wire::Decision> = decisions.iter().map(wire::Decision::from).collect();
             Ok(json!({ "evaluations": evaluations }))
-        })
-        .await,
+        },
     )
+    .await
 }
 
 /// The page of `items` (sorted, distinct) after `token`, and the next token.
@@ -535,18 +568,12 @@ fn required<'a, T>(part: &'a Option<T>, field: &str) -> Result<&'a T, ApiError> 
     })
 }
 
-async fn search_subject(
-    State(b): State<Binding>,
-    peer: Peer,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    respond(
-        b.timed(async {
-            let call = b
-                .admit(Scope::Review, "/access/v1/search/subject", peer, headers)
-                .await?;
-            let s: Search = body(bytes)?;
+async fn search_subject(State(b): State<Binding>, input: Input) -> Response {
+    b.endpoint(
+        Scope::Review,
+        "/access/v1/search/subject",
+        input,
+        async |b, call, s: Search| {
             let subject = required(&s.query.subject, "subject")?;
             let action = required(&s.query.action, "action")?;
             let resource = required(&s.query.resource, "resource")?;
@@ -582,23 +609,17 @@ async fn search_subject(
                 .map(|id| json!({"type": subject.kind, "id": id}))
                 .collect();
             Ok(json!({"results": results, "page": {"next_token": next}}))
-        })
-        .await,
+        },
     )
+    .await
 }
 
-async fn search_resource(
-    State(b): State<Binding>,
-    peer: Peer,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    respond(
-        b.timed(async {
-            let call = b
-                .admit(Scope::Check, "/access/v1/search/resource", peer, headers)
-                .await?;
-            let s: Search = body(bytes)?;
+async fn search_resource(State(b): State<Binding>, input: Input) -> Response {
+    b.endpoint(
+        Scope::Check,
+        "/access/v1/search/resource",
+        input,
+        async |b, call, s: Search| {
             let subject = required(&s.query.subject, "subject")?;
             let action = required(&s.query.action, "action")?;
             let resource = required(&s.query.resource, "resource")?;
@@ -645,7 +666,7 @@ async fn search_resource(
             let decisions = if checks.is_empty() {
                 Vec::new()
             } else {
-                b.batch(&call, checks).await?
+                b.batch(call, checks).await?
             };
             let results: Vec<Value> = candidates
                 .iter()
@@ -676,21 +697,17 @@ async fn search_resource(
                     "version": f.version,
                 }
             }))
-        })
-        .await,
+        },
     )
+    .await
 }
 
-async fn search_action(
-    State(b): State<Binding>,
-    peer: Peer,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    respond(
-        b.timed(async {
-            let call = b.admit(Scope::Check, "/access/v1/search/action", peer, headers).await?;
-            let s: Search = body(bytes)?;
+async fn search_action(State(b): State<Binding>, input: Input) -> Response {
+    b.endpoint(
+        Scope::Check,
+        "/access/v1/search/action",
+        input,
+        async |b, call, s: Search| {
             let resource = required(&s.query.resource, "resource")?;
             let actions: Vec<String> = b
                 .engine
@@ -717,7 +734,7 @@ async fn search_action(
             let decisions = if requests.is_empty() {
                 Vec::new()
             } else {
-                b.batch(&call, requests).await?
+                b.batch(call, requests).await?
             };
             let allowed: Vec<String> = actions
                 .into_iter()
@@ -728,9 +745,9 @@ async fn search_action(
             let (shown, next) = page(allowed, &s.page)?;
             let results: Vec<Value> = shown.into_iter().map(|name| json!({"name": name})).collect();
             Ok(json!({"results": results, "page": {"next_token": next}}))
-        })
-        .await,
+        },
     )
+    .await
 }
 
 async fn metadata(State(b): State<Binding>) -> Response {

@@ -308,3 +308,39 @@ pub fn reads_at(principal: &str, t: i64) -> pb::CheckRequest {
     });
     r
 }
+
+/// An engine session on the wire, field for field.
+pub fn wire_session(s: &portcullis_policy::Session) -> pb::Session {
+    pb::Session {
+        authenticated_at: s.authenticated_at.map(|t| t.0),
+        last_activity: s.last_activity.map(|t| t.0),
+        factors: s
+            .factors
+            .iter()
+            .map(|f| serde_json::to_value(f).unwrap().as_str().unwrap().to_owned())
+            .collect(),
+        elevated_role: s.elevated_role.clone(),
+        elevated_at: s.elevated_at.map(|t| t.0),
+        network: s.network.clone(),
+        co_signer: s.co_signer.clone(),
+        break_glass_reason: s.break_glass_reason.clone(),
+        acting_as: s.acting_as.clone(),
+    }
+}
+
+/// An engine request on the wire, field for field.
+pub fn wire_request(r: &portcullis_policy::Request) -> pb::CheckRequest {
+    pb::CheckRequest {
+        principal: r.principal.clone(),
+        action: r.action.clone(),
+        resource: Some(pb::Resource {
+            r#type: r.resource.resource_type.clone(),
+            id: r.resource.id.clone(),
+            tenant: r.resource.tenant.clone(),
+            attributes: r.resource.attributes.clone().into_iter().collect(),
+        }),
+        session: Some(wire_session(&r.session)),
+        at: r.at.map(|t| t.0),
+        ..Default::default()
+    }
+}
