@@ -5,7 +5,8 @@
 # Usage: bash examples/clients/run.sh   (from anywhere; builds what it needs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build -q --bin portcullis -p portcullis-server -p portcullis-example-service
+cargo build -q -p portcullis-server --bin portcullis
+cargo build -q -p portcullis-example-service
 work=$(mktemp -d)
 grpc=50561
 http=51561
@@ -43,4 +44,25 @@ expect "pat-ann GET /records" "$(get pat-ann /records)" 200
 expect "pat-ann's list" "$(python3 -c "import json; print(' '.join(r['id'] for r in json.load(open('$work/body'))['records']))")" "r-1 r-3"
 expect "dr-carol GET /records (her clinic)" "$(get dr-carol /records)" 200
 expect "dr-carol's list" "$(python3 -c "import json; print(' '.join(r['id'] for r in json.load(open('$work/body'))['records']))")" "r-1 r-3 r-4"
+
+echo "== Rust service on PostgreSQL (FilterRows' SQL run with its bind parameters)"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$pgbin/initdb" ] || { echo "PostgreSQL is not installed: apt-get install -y postgresql" >&2; exit 1; }
+as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
+mkdir -p "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$work/pg" && chmod 755 "$work"
+as_pg "$pgbin/initdb -A trust -U portcullis --no-sync -D $work/pg/data" >/dev/null
+as_pg "$pgbin/pg_ctl -D $work/pg/data -o '-p 50563 -k $work/pg -c listen_addresses=127.0.0.1' -w start" >/dev/null
+stop_pg() { as_pg "$pgbin/pg_ctl -D $work/pg/data -m immediate stop" >/dev/null 2>&1 || true; }
+trap 'kill "$server" "$records" "${sql_records:-}" 2>/dev/null || true; stop_pg; rm -rf "$work"' EXIT
+sql_service=50564
+./target/debug/portcullis-example-service --portcullis http://127.0.0.1:$grpc --listen 127.0.0.1:$sql_service \
+  --database postgres://portcullis@127.0.0.1:50563/postgres 2>"$work/sql-service.log" &
+sql_records=$!
+for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$sql_service/records" >/dev/null && break; sleep 0.1; done
+kill -0 "$sql_records" 2>/dev/null || { echo "the records service on PostgreSQL did not start:"; cat "$work/sql-service.log"; exit 1; }
+service=$sql_service
+expect "pat-ann GET /records (SQL)" "$(get pat-ann /records)" 200
+expect "pat-ann's rows from PostgreSQL" "$(python3 -c "import json; print(' '.join(r['id'] for r in json.load(open('$work/body'))['records']))")" "r-1 r-3"
+expect "dr-carol's rows from PostgreSQL" "$(get dr-carol /records >/dev/null; python3 -c "import json; print(' '.join(r['id'] for r in json.load(open('$work/body'))['records']))")" "r-1 r-3 r-4"
 echo "every client example answered as the policy says"

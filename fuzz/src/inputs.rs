@@ -54,7 +54,7 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Reads the example bundles and test files.
+    /// Reads the example bundles and test files (`examples/*.yaml`).
     pub fn load() -> std::io::Result<Corpus> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let mut corpus = Corpus {
@@ -64,6 +64,10 @@ impl Corpus {
         };
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
+            // The policy files only: `examples/clients/` holds programs, not policies.
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
             let bytes = std::fs::read(&path)?;
             if path.to_string_lossy().ends_with(".tests.yaml") {
                 corpus.tests.push(bytes);

@@ -2,7 +2,8 @@
 //! is guarded by Check (a record the caller may not read is "not found", R17) and
 //! `GET /records` lists only the rows FilterRows allows. The caller is named by the
 //! `x-user` header (a real service would take it from its session); the records are the
-//! patient-portal example's, in memory.
+//! patient-portal example's, in memory, or in a PostgreSQL table with `--database URL`,
+//! where the list runs FilterRows' SQL with its bind parameters (R17).
 //!
 //! ```sh
 //! portcullis serve --bundle examples/patient-portal.yaml &
@@ -35,6 +36,10 @@ struct Args {
     /// A check token, when the server requires one.
     #[arg(long, env = "PORTCULLIS_CHECK_TOKEN")]
     token: Option<String>,
+    /// Keep the records in PostgreSQL (table `medical_records`, created and filled when
+    /// missing) and list them with FilterRows' SQL.
+    #[arg(long)]
+    database: Option<String>,
 }
 
 /// A row of the service's table.
@@ -77,6 +82,51 @@ const RECORDS: &[Record] = &[
 struct App {
     portcullis: AuthorizationServiceClient<Channel>,
     token: Option<String>,
+    database: Option<sqlx::PgPool>,
+}
+
+/// Creates and fills `medical_records` when it is missing.
+async fn seed(db: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS medical_records (id text PRIMARY KEY, tenant_id text, patient_id text, summary text)",
+    )
+    .execute(db)
+    .await?;
+    for r in RECORDS {
+        sqlx::query("INSERT INTO medical_records VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+            .bind(r.id)
+            .bind(r.tenant)
+            .bind(r.patient_id)
+            .bind(r.summary)
+            .execute(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The rows of `medical_records` that FilterRows' SQL selects, run with its parameters.
+async fn select(db: &sqlx::PgPool, f: &pb::FilterRowsResponse) -> anyhow::Result<Vec<serde_json::Value>> {
+    use sqlx::Row;
+    let sql = format!(
+        "SELECT id, tenant_id, patient_id, summary FROM medical_records WHERE {} ORDER BY id",
+        f.sql
+    );
+    let mut query = sqlx::query(&sql);
+    for p in &f.sql_params {
+        query = match &p.value {
+            Some(pb::sql_param::Value::Text(t)) => query.bind(t.clone()),
+            Some(pb::sql_param::Value::TextArray(l)) => query.bind(l.values.clone()),
+            None => anyhow::bail!("a SQL parameter without a value"),
+        };
+    }
+    let rows = query.fetch_all(db).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.get::<String, _>(0), "tenant": r.get::<Option<String>, _>(1),
+                   "patient_id": r.get::<Option<String>, _>(2), "summary": r.get::<Option<String>, _>(3)})
+        })
+        .collect())
 }
 
 impl App {
@@ -211,8 +261,15 @@ async fn list(State(app): State<App>, headers: HeaderMap) -> Response {
     match app.portcullis.clone().filter_rows(request).await {
         Ok(r) => {
             let f = r.into_inner();
-            let rows: Vec<_> = RECORDS.iter().filter(|r| visible(&f, r)).map(json_of).collect();
-            // A SQL-backed service would run `WHERE {f.sql}` with `f.sql_params` instead.
+            let rows = match &app.database {
+                // The SQL form: the database does the filtering.
+                Some(db) => match select(db, &f).await {
+                    Ok(rows) => rows,
+                    Err(e) => return unavailable(e),
+                },
+                // The id-set form, for rows that are not in a SQL database.
+                None => RECORDS.iter().filter(|r| visible(&f, r)).map(json_of).collect(),
+            };
             axum::Json(json!({"records": rows, "sql": f.sql})).into_response()
         }
         Err(status) => unavailable(status.message()),
@@ -223,9 +280,20 @@ async fn list(State(app): State<App>, headers: HeaderMap) -> Response {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let channel = Channel::from_shared(args.portcullis.clone())?.connect_lazy();
+    let database = match &args.database {
+        Some(url) => {
+            let db = sqlx::PgPool::connect(url)
+                .await
+                .with_context(|| format!("cannot connect to `{url}`"))?;
+            seed(&db).await.context("cannot create the records table")?;
+            Some(db)
+        }
+        None => None,
+    };
     let app = App {
         portcullis: AuthorizationServiceClient::new(channel),
         token: args.token,
+        database,
     };
     let router = axum::Router::new()
         .route("/records", get(list))
