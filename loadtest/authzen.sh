@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# AuthZEN over HTTP/1.1 keep-alive against gRPC Check, same run, same decision (Dr Ann
-# reads a record of her clinic, R2), server pinned to core 0 with one runtime thread,
-# h2load (a neutral client, Debian's nghttp2-client) pinned to core 1.
+# The yardstick and AuthZEN, same run: a bare tonic health server (portcullis-reference,
+# the transport's ceiling), Portcullis's health, gRPC Check and AuthZEN over HTTP/1.1
+# keep-alive, every figure also as a ratio to the bare server. Same decision for Check and
+# AuthZEN (Dr Ann reads a record of her clinic, R2). Each server pinned to core 0 with one
+# runtime thread in turn, h2load (a neutral client, Debian's nghttp2-client) on core 1.
 # Usage: bash loadtest/authzen.sh [IN_FLIGHT] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +12,12 @@ secs=${2:-10}
 command -v h2load >/dev/null || { echo "h2load not found: apt-get install nghttp2-client" >&2; exit 1; }
 cargo build --release --bins -q
 dir=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill "$server" "$reference" 2>/dev/null || true; rm -rf "$dir"' EXIT
 port=50595
 http=51595
+ref=50599
+TOKIO_WORKER_THREADS=1 taskset -c 0 ./target/release/portcullis-reference 127.0.0.1:$ref 2>"$dir/reference.log" &
+reference=$!
 TOKIO_WORKER_THREADS=1 taskset -c 0 ./target/release/portcullis serve --data-dir "$dir/data" \
   --listen 127.0.0.1:$port --http-listen 127.0.0.1:$http --bundle examples/clinic-portal.yaml \
   --admin-token authzen --no-audit >"$dir/server.log" 2>&1 &
@@ -54,10 +59,15 @@ echo "evaluation answers: $answer"
 echo "$answer" | grep -q '"decision":true' || { echo "the evaluation did not allow" >&2; exit 1; }
 rate() { awk '/^finished in/ {gsub(/,/, ""); print $4}' "$1"; }
 latency() { awk '/^time for request:/ {print "mean " $6 ", sd " $7 ", max " $5}' "$1"; }
+printf '\0\0\0\0\0' >"$dir/health.bin" # an empty HealthCheckRequest, gRPC-framed
+grpc_load() { # body, url, output
+  taskset -c 1 h2load -c 4 -m $((inflight / 4)) -D "$secs" --warm-up-time 1 -d "$dir/$1" \
+    -H 'content-type: application/grpc' -H 'te: trailers' "$2" >"$dir/$3"
+}
 run_grpc() {
-  taskset -c 1 h2load -c 4 -m $((inflight / 4)) -D "$secs" --warm-up-time 1 -d "$dir/check.bin" \
-    -H 'content-type: application/grpc' -H 'te: trailers' \
-    "http://127.0.0.1:$port/portcullis.v1.AuthorizationService/Check" >"$dir/grpc.txt"
+  grpc_load health.bin "http://127.0.0.1:$ref/grpc.health.v1.Health/Check" reference.txt
+  grpc_load health.bin "http://127.0.0.1:$port/grpc.health.v1.Health/Check" health.txt
+  grpc_load check.bin "http://127.0.0.1:$port/portcullis.v1.AuthorizationService/Check" grpc.txt
 }
 run_http() {
   taskset -c 1 h2load --h1 -c "$inflight" -m 1 -D "$secs" --warm-up-time 1 -d "$dir/evaluation.json" \
@@ -67,9 +77,16 @@ run_http() {
 for round in 1 2; do
   run_grpc
   run_http
-  g=$(rate "$dir/grpc.txt"); h=$(rate "$dir/http.txt")
-  printf 'round %s: gRPC Check %s calls/s (%s); AuthZEN evaluation %s calls/s (%s); ratio %s\n' \
-    "$round" "$g" "$(latency "$dir/grpc.txt")" "$h" "$(latency "$dir/http.txt")" \
-    "$(python3 -c "print(round($h / $g, 3))")"
-  grep -E "^status codes" "$dir/grpc.txt" "$dir/http.txt" | sed 's/^/  /'
+  r=$(rate "$dir/reference.txt")
+  echo "round $round, $inflight in flight (ratio to the bare tonic health server):"
+  for f in reference health grpc http; do
+    v=$(rate "$dir/$f.txt")
+    case $f in
+      reference) name="bare tonic health";; health) name="Portcullis health";;
+      grpc) name="Portcullis Check";; http) name="AuthZEN evaluation";;
+    esac
+    printf '  %-20s %10s calls/s  %5s  (%s)\n' "$name" "$v" "$(python3 -c "print(round($v / $r, 3))")" "$(latency "$dir/$f.txt")"
+  done
+  printf '  AuthZEN / gRPC Check: %s\n' "$(python3 -c "print(round($(rate "$dir/http.txt") / $(rate "$dir/grpc.txt"), 3))")"
+  grep -hE "^status codes" "$dir"/{reference,health,grpc,http}.txt | sed 's/^/  /'
 done
