@@ -2,8 +2,9 @@
 # The yardstick and AuthZEN, same run: a bare tonic health server (portcullis-reference,
 # the transport's ceiling), Portcullis's health, gRPC Check and AuthZEN over HTTP/1.1
 # keep-alive, every figure also as a ratio to the bare server. Same decision for Check and
-# AuthZEN (Dr Ann reads a record of her clinic, R2). Each server pinned to core 0 with one
-# runtime thread in turn, h2load (a neutral client, Debian's nghttp2-client) on core 1.
+# AuthZEN (Dr Ann reads a record of her clinic, R2). Both servers pinned to core 0 with one
+# runtime thread each and loaded one at a time; h2load (a neutral client, Debian's
+# nghttp2-client) on core 1.
 # Usage: bash loadtest/authzen.sh [IN_FLIGHT] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
