@@ -18,7 +18,9 @@ fn main() -> anyhow::Result<()> {
         .parse()?;
     tokio::runtime::Runtime::new()?.block_on(async move {
         let (health, service) = tonic_health::server::health_reporter();
-        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         eprintln!("reference health server on {addr}");
         // The settings `portcullis serve` uses (server/src/serve.rs).
