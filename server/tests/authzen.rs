@@ -497,3 +497,49 @@ fn audit_lines(dir: &std::path::Path) -> Vec<Value> {
     }
     out
 }
+
+#[tokio::test]
+async fn resource_search_lists_the_granted_ids_whose_check_allows() {
+    let dir = temp_dir("authzen-resources");
+    let server = TestServer::start(&dir, Some("research-study")).await;
+    let http = Http::new(&server);
+    let mut authz = server.authz().await;
+    let ctx = json!({"authenticated_at": AT - 600, "last_activity": AT - 60});
+    let body = json!({
+        "subject": {"type": "user", "id": "site-yan"}, "action": {"name": "read"},
+        "resource": {"type": "case_report"}, "context": ctx, "page": {"limit": 2},
+    });
+    let (mut found, mut token) = (Vec::new(), String::new());
+    loop {
+        let mut page_body = body.clone();
+        page_body["page"]["next_token"] = json!(token);
+        let (status, page) = http.post("/access/v1/search/resource", None, &page_body).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["context"]["filter"]["kind"], "some", "{page}");
+        for r in page["results"].as_array().unwrap() {
+            assert_eq!(r["type"], "case_report");
+            found.push(r["id"].as_str().unwrap().to_owned());
+        }
+        token = page["page"]["next_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    // Exactly the ids whose check allows: her site's reports, not the lapsed extra one (R7).
+    let mut allowed = Vec::new();
+    for id in ["1201", "1202", "1203", "1401"] {
+        let d = authz
+            .check(check("site-yan", "read", "case_report", id, None))
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        if is_allow(&d) {
+            allowed.push(id.to_owned());
+        }
+    }
+    assert_eq!(found, allowed);
+    assert_eq!(found, ["1201", "1202", "1203"]);
+    server.stop().await.unwrap();
+}

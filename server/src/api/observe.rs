@@ -139,8 +139,8 @@ impl Telemetry {
         d: pb::Decision,
         snapshot: &Snapshot,
     ) -> pb::Decision {
-        let d = self.audited(caller, req, time, d, snapshot).await;
-        if d.reason == Reason::AuditUnavailable.as_str() {
+        let (d, forced) = self.audited(caller, req, time, d, snapshot).await;
+        if forced {
             self.metrics.decision(Effect::Deny, Reason::AuditUnavailable);
         } else {
             self.metrics.decision(effect, reason);
@@ -148,6 +148,7 @@ impl Telemetry {
         d
     }
 
+    /// The decision to send, and whether the audit trail forced it to a deny.
     async fn audited(
         &self,
         caller: &Caller,
@@ -155,12 +156,12 @@ impl Telemetry {
         time: DecisionTime,
         mut d: pb::Decision,
         snapshot: &Snapshot,
-    ) -> pb::Decision {
+    ) -> (pb::Decision, bool) {
         let allowed = d.effect == pb::Effect::Allow as i32;
-        let Some(audit) = &self.audit else { return d };
+        let Some(audit) = &self.audit else { return (d, false) };
         let sensitive = snapshot.is_sensitive(&req.resource.resource_type);
         if !audit.wants(allowed, sensitive, d.break_glass, d.impersonated) {
-            return d;
+            return (d, false);
         }
         let record = AuditRecord {
             id: audit.next_id(),
@@ -196,13 +197,14 @@ impl Telemetry {
             ..AuditRecord::default()
         };
         let mode = snapshot.settings().audit_on_backpressure;
-        if audit.submit(record, mode).await == Admit::Refused && allowed {
+        let forced = audit.submit(record, mode).await == Admit::Refused && allowed;
+        if forced {
             d.effect = pb::Effect::Deny as i32;
             d.reason = Reason::AuditUnavailable.as_str().to_owned();
             d.requirement = Reason::AuditUnavailable.rule_id().to_owned();
             d.rule.clear();
         }
-        d
+        (d, forced)
     }
 
     /// Records a call refused for want of a credential or scope (who, what, from where).

@@ -364,7 +364,11 @@ impl Binding {
             .ok_or_else(|| ApiError::new(500, "internal", None, "the check returned no decision"))
     }
 
+    /// The decisions on `requests`, in order, as one BatchCheck (none asked: none given).
     async fn batch(&self, call: &Call, requests: Vec<pb::CheckRequest>) -> Result<Vec<pb::Decision>, ApiError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
         let batch = pb::BatchCheckRequest {
             min_version: requests.iter().map(|r| r.min_version).max().unwrap_or(0),
             min_overlay_seq: requests.iter().map(|r| r.min_overlay_seq).max().unwrap_or(0),
@@ -620,21 +624,9 @@ async fn search_resource(State(b): State<Binding>, input: Input) -> Response {
         "/access/v1/search/resource",
         input,
         async |b, call, s: Search| {
-            let subject = required(&s.query.subject, "subject")?;
-            let action = required(&s.query.action, "action")?;
+            // The search as one evaluation: its subject, action, type, properties and session.
+            let probe = wire::check_request(&s.query, &Evaluation::default(), "")?;
             let resource = required(&s.query.resource, "resource")?;
-            let mut probe = pb::CheckRequest {
-                principal: subject.id.clone(),
-                action: action.name.clone(),
-                resource: Some(pb::Resource {
-                    r#type: resource.kind.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            if let Some(context) = &s.query.context {
-                wire::apply_context(&mut probe, context, "context")?;
-            }
             let filter = pb::FilterRowsRequest {
                 principal: probe.principal.clone(),
                 action: probe.action.clone(),
@@ -663,11 +655,7 @@ async fn search_resource(State(b): State<Binding>, input: Input) -> Response {
                     r
                 })
                 .collect();
-            let decisions = if checks.is_empty() {
-                Vec::new()
-            } else {
-                b.batch(call, checks).await?
-            };
+            let decisions = b.batch(call, checks).await?;
             let results: Vec<Value> = candidates
                 .iter()
                 .zip(&decisions)
@@ -731,11 +719,7 @@ async fn search_action(State(b): State<Binding>, input: Input) -> Response {
                     wire::check_request(&e, &Evaluation::default(), "")
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let decisions = if requests.is_empty() {
-                Vec::new()
-            } else {
-                b.batch(call, requests).await?
-            };
+            let decisions = b.batch(call, requests).await?;
             let allowed: Vec<String> = actions
                 .into_iter()
                 .zip(&decisions)
