@@ -113,6 +113,29 @@ impl Snapshot {
         requests.iter().map(|r| self.check(r, overlay)).collect()
     }
 
+    /// Decides each action on each resource for one principal and session, resolving the
+    /// principal once: the decisions [`Snapshot::check`] gives on the single requests.
+    /// `request` carries the principal, session and time; its resource and action are set
+    /// to each item's in turn, and `decided` sees the request with its decision.
+    pub fn check_each<A>(
+        &self,
+        request: &mut Request,
+        items: impl IntoIterator<Item = (Resource, A)>,
+        overlay: &Overlay,
+        mut decided: impl FnMut(&Request, Decision),
+    ) where
+        A: IntoIterator<Item = String>,
+    {
+        let actor = self.principal(&request.principal);
+        for (resource, actions) in items {
+            request.resource = resource;
+            for action in actions {
+                request.action = action;
+                decided(request, self.decide_as(request, actor, overlay, &mut Tracer::off()));
+            }
+        }
+    }
+
     /// [`Snapshot::check`] with the trace of every step considered.
     pub fn explain(&self, request: &Request, overlay: &Overlay) -> Decision {
         let mut tracer = Tracer(Some(Vec::new()));
@@ -122,8 +145,20 @@ impl Snapshot {
     }
 
     fn decide(&self, req: &Request, overlay: &Overlay, tracer: &mut Tracer) -> Decision {
+        self.decide_as(req, self.principal(&req.principal), overlay, tracer)
+    }
+
+    /// `decide` with `req.principal` already looked up as `actor`.
+    fn decide_as<'s>(
+        &'s self,
+        req: &Request,
+        actor: Option<PrincipalRef<'s>>,
+        overlay: &Overlay,
+        tracer: &mut Tracer,
+    ) -> Decision {
         let mut flags = Flags::default();
-        let outcome = self.outcome(req, overlay, req.at.unwrap_or_else(Timestamp::now), &mut flags, tracer);
+        let now = req.at.unwrap_or_else(Timestamp::now);
+        let outcome = self.outcome(req, actor, overlay, now, &mut flags, tracer);
         let (effect, (reason, rule)) = match outcome {
             Ok(allow) => (Effect::Allow, allow),
             Err(deny) => (Effect::Deny, deny),
@@ -140,9 +175,10 @@ impl Snapshot {
         }
     }
 
-    fn outcome(
-        &self,
+    fn outcome<'s>(
+        &'s self,
         req: &Request,
+        actor: Option<PrincipalRef<'s>>,
         overlay: &Overlay,
         now: Timestamp,
         flags: &mut Flags,
@@ -151,7 +187,17 @@ impl Snapshot {
         let (type_key, ctype, bit) = self
             .resolve(&req.resource.resource_type, &req.action, tracer)
             .map_err(|r| (r, None))?;
-        let subject = match self.prelude(&req.principal, ctype, bit, &req.session, overlay, now, flags, tracer) {
+        let subject = match self.prelude(
+            &req.principal,
+            actor,
+            ctype,
+            bit,
+            &req.session,
+            overlay,
+            now,
+            flags,
+            tracer,
+        ) {
             Err(reason) => return Err((reason, None)),
             Ok(Prelude::Public(principal)) => {
                 if let Some(d) = self.first_deny(type_key, bit, &[principal], &req.resource) {
@@ -261,6 +307,7 @@ impl Snapshot {
     pub(crate) fn prelude<'s>(
         &'s self,
         principal: &str,
+        actor: Option<PrincipalRef<'s>>,
         ctype: &CType,
         bit: u64,
         sess: &Session,
@@ -269,7 +316,6 @@ impl Snapshot {
         flags: &mut Flags,
         tracer: &mut Tracer,
     ) -> Result<Prelude<'s>, Reason> {
-        let actor = self.principal(principal);
         if ctype.public & bit != 0 {
             tracer.note(|| "R19: the action is public on this type".to_owned());
             return Ok(Prelude::Public(actor.map(|p| p.key)));

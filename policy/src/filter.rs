@@ -226,7 +226,17 @@ impl Snapshot {
             Err(r) => return none(r),
         };
         let mut flags = Flags::default();
-        let prelude = match self.prelude(principal, ctype, bit, session, overlay, now, &mut flags, tracer) {
+        let prelude = match self.prelude(
+            principal,
+            self.principal(principal),
+            ctype,
+            bit,
+            session,
+            overlay,
+            now,
+            &mut flags,
+            tracer,
+        ) {
             Ok(p) => p,
             Err(r) => return none(r),
         };

@@ -46,6 +46,36 @@ proptest! {
         }
     }
 
+    /// `check_each` (one principal and session, many resources and actions) decides each
+    /// item as the reference decides the single request.
+    #[test]
+    fn check_each_agrees_with_reference(seed in any::<u64>()) {
+        let bundle = random_bundle(seed);
+        let snapshot = compile_with(&bundle, 3, no_self_check()).unwrap();
+        let overlay = random_overlay(&bundle, seed ^ 0x3c3c);
+        let mut rng = rng(seed.wrapping_add(2));
+        let mut base = random_request(&bundle, &mut rng);
+        let items: Vec<_> = (0..REQUESTS_PER_BUNDLE / 4)
+            .map(|_| {
+                let other = random_request(&bundle, &mut rng);
+                let again = random_request(&bundle, &mut rng);
+                (other.resource, vec![other.action, again.action])
+            })
+            .collect();
+        let mut decided = 0;
+        snapshot.check_each(&mut base.clone(), items.clone(), &overlay, |req, compiled| {
+            let (resource, actions) = &items[decided / 2];
+            assert_eq!((&req.resource, &req.action), (resource, &actions[decided % 2]));
+            base.resource = resource.clone();
+            base.action = actions[decided % 2].clone();
+            let expected = reference::check(&bundle, &overlay, &base, 3);
+            assert!(same(&compiled, &expected), "check_each {compiled:?} vs reference {expected:?}\nrequest: {}",
+                serde_json::to_string(&base).unwrap());
+            decided += 1;
+        });
+        prop_assert_eq!(decided, items.len() * 2);
+    }
+
     /// A row passes `filter_rows` exactly when `check` allows it (R17).
     #[test]
     fn filter_rows_equals_check(seed in any::<u64>()) {

@@ -2,8 +2,8 @@
 
 use portcullis_policy::filter::{IdSet, Rows};
 use portcullis_policy::{
-    AccessPath, Condition, Decision, Effect, Factor, Format, Request, Resource, RowFilter, Scope, Session, Snapshot,
-    SqlParam, Timestamp,
+    AccessPath, Condition, Decision, Effect, Factor, Format, Reason, Request, Resource, RowFilter, RuleRef, Scope,
+    Session, Snapshot, SqlParam, Timestamp,
 };
 use portcullis_proto::v1 as pb;
 use tonic::Status;
@@ -16,15 +16,20 @@ pub fn request(r: pb::CheckRequest) -> Result<Request, Status> {
     Ok(Request {
         principal: r.principal,
         action: r.action,
-        resource: Resource {
-            resource_type: resource.r#type,
-            id: resource.id,
-            tenant: resource.tenant,
-            attributes: resource.attributes.into_iter().collect(),
-        },
+        resource: self::resource(resource),
         session: session(r.session.unwrap_or_default())?,
         at: r.at.map(Timestamp),
     })
+}
+
+/// A wire resource as the engine's.
+pub fn resource(r: pb::Resource) -> Resource {
+    Resource {
+        resource_type: r.r#type,
+        id: r.id,
+        tenant: r.tenant,
+        attributes: r.attributes.into_iter().collect(),
+    }
 }
 
 /// A wire session as engine session facts.
@@ -50,10 +55,7 @@ pub fn session(s: pb::Session) -> Result<Session, Status> {
 /// An engine decision on the wire; `overlay_seq` is the overlay change it saw.
 pub fn decision(snapshot: &Snapshot, d: Decision, hide_forbidden: bool, overlay_seq: u64) -> pb::Decision {
     pb::Decision {
-        effect: match d.effect {
-            Effect::Allow => pb::Effect::Allow,
-            Effect::Deny => pb::Effect::Deny,
-        } as i32,
+        effect: effect(d.effect) as i32,
         reason: d.reason.as_str().to_owned(),
         requirement: d.reason.rule_id().to_owned(),
         rule: d
@@ -67,6 +69,84 @@ pub fn decision(snapshot: &Snapshot, d: Decision, hide_forbidden: bool, overlay_
         not_found: hide_forbidden && d.effect == Effect::Deny,
         trace: d.trace.unwrap_or_default(),
         overlay_seq,
+    }
+}
+
+/// The numeric wire code of a reason (`ReasonCode`), for compact decisions.
+pub fn reason_code(r: Reason) -> pb::ReasonCode {
+    use pb::ReasonCode as C;
+    match r {
+        Reason::Granted => C::Granted,
+        Reason::PublicResource => C::PublicResource,
+        Reason::BreakGlass => C::BreakGlass,
+        Reason::NoMatchingGrant => C::NoMatchingGrant,
+        Reason::UnknownPrincipal => C::UnknownPrincipal,
+        Reason::UnknownResourceType => C::UnknownResourceType,
+        Reason::UnknownAction => C::UnknownAction,
+        Reason::PrincipalRevoked => C::PrincipalRevoked,
+        Reason::AccountTerminated => C::AccountTerminated,
+        Reason::AccountDisabled => C::AccountDisabled,
+        Reason::AccountLocked => C::AccountLocked,
+        Reason::AccountDormant => C::AccountDormant,
+        Reason::SessionIdle => C::SessionIdle,
+        Reason::SessionExpired => C::SessionExpired,
+        Reason::SharedAccountSensitive => C::SharedAccountSensitive,
+        Reason::NetworkNotAllowed => C::NetworkNotAllowed,
+        Reason::MfaRequired => C::MfaRequired,
+        Reason::ExplicitDeny => C::ExplicitDeny,
+        Reason::ImpersonationNotAllowed => C::ImpersonationNotAllowed,
+        Reason::BreakGlassReasonRequired => C::BreakGlassReasonRequired,
+        Reason::GrantNotYetValid => C::GrantNotYetValid,
+        Reason::GrantExpired => C::GrantExpired,
+        Reason::GrantLapsed => C::GrantLapsed,
+        Reason::ElevationRequired => C::ElevationRequired,
+        Reason::ElevationExpired => C::ElevationExpired,
+        Reason::DualControlRequired => C::DualControlRequired,
+        Reason::InternalError => C::InternalError,
+        Reason::AuditUnavailable => C::AuditUnavailable,
+    }
+}
+
+/// The rules compact decisions name, each once: the `rules` of a CheckResources response.
+#[derive(Debug, Default)]
+pub struct RuleTable {
+    index: std::collections::HashMap<RuleRef, u32>,
+    names: Vec<String>,
+}
+
+impl RuleTable {
+    /// 1 + the position of `rule`'s name (added on first use); 0 for no rule.
+    fn number(&mut self, snapshot: &Snapshot, rule: Option<RuleRef>) -> u32 {
+        let Some(rule) = rule else { return 0 };
+        let next = u32::try_from(self.names.len() + 1).unwrap_or(u32::MAX);
+        *self.index.entry(rule).or_insert_with_key(|r| {
+            self.names.push(snapshot.rule_name(r).into_owned());
+            next
+        })
+    }
+
+    /// The names, in number order.
+    pub fn into_names(self) -> Vec<String> {
+        self.names
+    }
+}
+
+/// An engine decision as a compact one, its rule numbered in `rules`.
+pub fn compact(snapshot: &Snapshot, d: Decision, hide_forbidden: bool, rules: &mut RuleTable) -> pb::CompactDecision {
+    pb::CompactDecision {
+        effect: effect(d.effect) as i32,
+        reason: reason_code(d.reason) as i32,
+        rule: rules.number(snapshot, d.rule),
+        break_glass: d.flags.break_glass,
+        impersonated: d.flags.impersonated,
+        not_found: hide_forbidden && d.effect == Effect::Deny,
+    }
+}
+
+fn effect(e: Effect) -> pb::Effect {
+    match e {
+        Effect::Allow => pb::Effect::Allow,
+        Effect::Deny => pb::Effect::Deny,
     }
 }
 
@@ -236,5 +316,25 @@ pub fn validation_problem(e: portcullis_policy::ValidationError) -> pb::Validati
         path: e.path,
         message: e.problem.to_string(),
         line: e.line.map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_the_wire_code_of_its_name() {
+        for r in Reason::ALL {
+            let code = reason_code(*r);
+            assert_eq!(
+                code.as_str_name(),
+                format!("REASON_CODE_{}", r.as_str().to_uppercase()),
+                "{r:?}"
+            );
+        }
+        let codes: std::collections::HashSet<i32> = Reason::ALL.iter().map(|r| reason_code(*r) as i32).collect();
+        assert_eq!(codes.len(), Reason::ALL.len(), "two reasons share a code");
+        assert!(!codes.contains(&(pb::ReasonCode::Unspecified as i32)));
     }
 }

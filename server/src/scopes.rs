@@ -1,7 +1,7 @@
 //! Who may call what: every RPC of `portcullis.v1` needs one of three scopes, and a tower
 //! layer in front of the services admits a call only when its credential holds it.
 //!
-//! - `check`: decisions (Check, BatchCheck, FilterRows). Open without a credential only
+//! - `check`: decisions (Check, BatchCheck, CheckResources, FilterRows). Open without a credential only
 //!   when no check credential is configured and the listener is loopback (or the operator
 //!   says so explicitly).
 //! - `review`: access reviews and the policy's inner workings (A2, A3): ListSubjects,
@@ -67,6 +67,7 @@ impl fmt::Display for Scope {
 pub const METHOD_SCOPES: &[(&str, Scope)] = &[
     ("/portcullis.v1.AuthorizationService/Check", Scope::Check),
     ("/portcullis.v1.AuthorizationService/BatchCheck", Scope::Check),
+    ("/portcullis.v1.AuthorizationService/CheckResources", Scope::Check),
     ("/portcullis.v1.AuthorizationService/FilterRows", Scope::Check),
     ("/portcullis.v1.AuthorizationService/ListSubjects", Scope::Review),
     ("/portcullis.v1.AuthorizationService/ListPrincipalAccess", Scope::Review),

@@ -1,7 +1,7 @@
 //! `AuthorizationService`: decisions, row filters and access reviews, lock-free on the live snapshot.
 
-use super::{Caller, Limits, Telemetry};
-use crate::clock::TimePolicy;
+use super::{CallAudit, Caller, Limits, Telemetry};
+use crate::clock::{DecisionTime, TimePolicy};
 use crate::convert;
 use crate::engine::{Engine, Live};
 use crate::status::{behind, not_serving, stale};
@@ -76,7 +76,7 @@ impl AuthorizationApi {
         &self,
         live: &Live,
         overlay: &Overlay,
-        caller: &Caller,
+        call: &mut CallAudit<'_>,
         r: pb::CheckRequest,
         explain: bool,
     ) -> Result<pb::Decision, Status> {
@@ -84,24 +84,36 @@ impl AuthorizationApi {
         let mut request = convert::request(r)?;
         let time = self
             .time
-            .resolve(request.at.map(|t| t.0), &request.session, caller.what_if())?;
+            .resolve(request.at.map(|t| t.0), &request.session, call.caller().what_if())?;
         request.at = Some(time.at);
         let d = if explain {
             live.snapshot.explain(&request, overlay)
         } else {
             live.snapshot.check(&request, overlay)
         };
-        if d.is_allowed()
-            && let Some(login) = self.time.observed_login(time, &request.session)
-        {
+        if d.is_allowed() {
+            self.observe_login(&request, time);
+        }
+        let d = self.telemetry.decided(call, &request, time, d).await;
+        Ok(convert::decision(&live.snapshot, d, hide, overlay.seq))
+    }
+
+    /// R7: an allowed request's login counts as the principal's activity.
+    fn observe_login(&self, request: &portcullis_policy::Request, time: DecisionTime) {
+        if let Some(login) = self.time.observed_login(time, &request.session) {
             self.engine.observe_activity(&request.principal, login);
         }
-        let counted = (d.effect, d.reason);
-        let wire = convert::decision(&live.snapshot, d, hide, overlay.seq);
-        Ok(self
-            .telemetry
-            .decided(caller, request, time, counted, wire, &live.snapshot)
-            .await)
+    }
+
+    /// Refuses a call that asks for more than `max_batch` decisions.
+    fn within_batch_limit(&self, decisions: usize, what: &str) -> Result<(), Status> {
+        if decisions > self.limits.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "batch of {decisions} {what} exceeds the limit of {}",
+                self.limits.max_batch
+            )));
+        }
+        Ok(())
     }
 
     async fn single(
@@ -112,7 +124,8 @@ impl AuthorizationApi {
         let caller = Caller::of(&request);
         let r = request.into_inner();
         let (live, overlay) = self.live(r.min_version, r.min_overlay_seq).await?;
-        let decision = self.decide(&live, &overlay, &caller, r, explain).await?;
+        let mut call = CallAudit::new(&caller, &live);
+        let decision = self.decide(&live, &overlay, &mut call, r, explain).await?;
         Ok(Response::new(pb::CheckResponse {
             decision: Some(decision),
         }))
@@ -150,18 +163,13 @@ impl AuthorizationService for AuthorizationApi {
             let _timer = self.telemetry.metrics.time("BatchCheck");
             let caller = Caller::of(&request);
             let r = request.into_inner();
-            if r.requests.len() > self.limits.max_batch {
-                return Err(Status::invalid_argument(format!(
-                    "batch of {} requests exceeds the limit of {}",
-                    r.requests.len(),
-                    self.limits.max_batch
-                )));
-            }
+            self.within_batch_limit(r.requests.len(), "requests")?;
             let (live, overlay) = self.live(r.min_version, r.min_overlay_seq).await?;
+            let mut call = CallAudit::new(&caller, &live);
             let mut decisions = Vec::with_capacity(r.requests.len());
             for (i, req) in r.requests.into_iter().enumerate() {
                 let d = self
-                    .decide(&live, &overlay, &caller, req, false)
+                    .decide(&live, &overlay, &mut call, req, false)
                     .await
                     .map_err(|s| Status::new(s.code(), format!("requests[{i}]: {}", s.message())))?;
                 decisions.push(d);
@@ -169,6 +177,66 @@ impl AuthorizationService for AuthorizationApi {
             Ok(Response::new(pb::BatchCheckResponse {
                 decisions,
                 version: live.meta.version,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn check_resources(
+        &self,
+        request: Request<pb::CheckResourcesRequest>,
+    ) -> Result<Response<pb::CheckResourcesResponse>, Status> {
+        let span = self.telemetry.span("CheckResources", &request);
+        async move {
+            let _timer = self.telemetry.metrics.time("CheckResources");
+            let caller = Caller::of(&request);
+            let r = request.into_inner();
+            let asked: usize = r.items.iter().map(|i| i.actions.len()).sum();
+            self.within_batch_limit(asked, "decisions")?;
+            for (i, item) in r.items.iter().enumerate() {
+                if item.resource.is_none() {
+                    return Err(Status::invalid_argument(format!("items[{i}]: `resource` is required")));
+                }
+                if item.actions.is_empty() {
+                    return Err(Status::invalid_argument(format!(
+                        "items[{i}]: give at least one action"
+                    )));
+                }
+            }
+            let (live, overlay) = self.live(r.min_version, r.min_overlay_seq).await?;
+            let session = convert::session(r.session.unwrap_or_default())?;
+            let time = self.time.resolve(r.at, &session, caller.what_if())?;
+            let mut request = portcullis_policy::Request {
+                principal: r.principal,
+                session,
+                at: Some(time.at),
+                ..Default::default()
+            };
+            let mut call = CallAudit::new(&caller, &live);
+            let mut decided = Vec::with_capacity(asked);
+            let items = r
+                .items
+                .into_iter()
+                .map(|i| (convert::resource(i.resource.unwrap_or_default()), i.actions));
+            live.snapshot.check_each(&mut request, items, &overlay, |req, d| {
+                let note = self.telemetry.note(&mut call, req, time, &d);
+                decided.push((d, note));
+            });
+            if decided.iter().any(|(d, _)| d.is_allowed()) {
+                self.observe_login(&request, time);
+            }
+            let mut rules = convert::RuleTable::default();
+            let mut decisions = Vec::with_capacity(decided.len());
+            for (d, note) in decided {
+                let d = self.telemetry.settle(&call, note, d).await;
+                decisions.push(convert::compact(&live.snapshot, d, r.hide_forbidden, &mut rules));
+            }
+            Ok(Response::new(pb::CheckResourcesResponse {
+                decisions,
+                rules: rules.into_names(),
+                version: live.meta.version,
+                overlay_seq: overlay.seq,
             }))
         }
         .instrument(span)

@@ -6,7 +6,7 @@ mod observe;
 
 pub use admin::AdminApi;
 pub use authorization::AuthorizationApi;
-pub use observe::{Caller, Telemetry};
+pub use observe::{CallAudit, Caller, Telemetry};
 
 /// Input limits enforced by the services (the transport enforces message size).
 #[derive(Debug, Clone, Copy)]

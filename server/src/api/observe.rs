@@ -1,13 +1,13 @@
 //! What the services record about each call: metrics, and audit records (A1) built from
 //! the caller's identity, the request and the decision.
 
-use crate::audit::{Admit, Audit, AuditRecord};
+use crate::audit::{Admit, Audit, AuditRecord, Deferred};
 use crate::clock::DecisionTime;
+use crate::engine::Live;
 use crate::metrics::Metrics;
 use crate::scopes::{Identity, Scope};
 use portcullis_policy::bundle::AuditBackpressure;
-use portcullis_policy::{Effect, Reason, Request, Snapshot};
-use portcullis_proto::v1 as pb;
+use portcullis_policy::{Decision, Effect, Reason, Request};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -112,6 +112,117 @@ impl Caller {
     }
 }
 
+/// The audit context of one call: who called and the snapshot that decided. Every audited
+/// decision of the call shares one [`CallNote`], made when the first one needs it.
+#[derive(Debug)]
+pub struct CallAudit<'a> {
+    caller: &'a Caller,
+    live: &'a Arc<Live>,
+    note: Option<Arc<CallNote>>,
+}
+
+impl<'a> CallAudit<'a> {
+    /// The context of a call from `caller`, decided on `live`.
+    pub fn new(caller: &'a Caller, live: &'a Arc<Live>) -> Self {
+        CallAudit {
+            caller,
+            live,
+            note: None,
+        }
+    }
+
+    /// Who is calling.
+    pub fn caller(&self) -> &Caller {
+        self.caller
+    }
+
+    fn shared(&mut self, replica: &Arc<str>) -> Arc<CallNote> {
+        self.note
+            .get_or_insert_with(|| {
+                Arc::new(CallNote {
+                    caller: self.caller.clone(),
+                    live: self.live.clone(),
+                    replica: replica.clone(),
+                    rendered: std::sync::OnceLock::new(),
+                })
+            })
+            .clone()
+    }
+}
+
+/// What the audited decisions of one call share; rendered on the writer thread.
+#[derive(Debug)]
+struct CallNote {
+    caller: Caller,
+    /// Names the rules (the snapshot stays alive until the records are written).
+    live: Arc<Live>,
+    replica: Arc<str>,
+    /// `client` and `trace_id`, rendered once per call.
+    rendered: std::sync::OnceLock<(String, String)>,
+}
+
+/// A decision's audit record, waiting to be offered to the trail.
+#[derive(Debug)]
+pub struct Note(Box<DecisionNote>);
+
+/// A decision's audit record as the request thread hands it over: the request's names,
+/// the engine's decision and the call it belongs to; no formatting or hashing yet.
+#[derive(Debug)]
+struct DecisionNote {
+    call: Arc<CallNote>,
+    at: std::time::SystemTime,
+    principal: String,
+    acting_as: Option<String>,
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    tenant: Option<String>,
+    break_glass_reason: Option<String>,
+    time: DecisionTime,
+    decision: Decision,
+}
+
+impl Deferred for DecisionNote {
+    fn render(self: Box<Self>) -> AuditRecord {
+        let n = *self;
+        let (client, trace_id) = n
+            .call
+            .rendered
+            .get_or_init(|| (n.call.caller.client(), n.call.caller.trace_id()))
+            .clone();
+        let d = &n.decision;
+        let flagged = d.flags.break_glass || d.flags.impersonated;
+        AuditRecord {
+            time: humantime::format_rfc3339_millis(n.at).to_string(),
+            kind: "decision",
+            severity: if flagged { "high" } else { "info" },
+            principal: n.principal,
+            acting_as: n.acting_as,
+            action: n.action,
+            resource_type: n.resource_type,
+            resource_id: n.resource_id,
+            tenant: n.tenant,
+            outcome: if d.is_allowed() { "allow" } else { "deny" },
+            reason: d.reason.as_str().to_owned(),
+            requirement: d.reason.rule_id().to_owned(),
+            rule: d
+                .rule
+                .as_ref()
+                .map(|r| n.call.live.snapshot.rule_name(r).into_owned())
+                .unwrap_or_default(),
+            version: d.version,
+            break_glass: d.flags.break_glass,
+            caller_time: n.time.caller_set,
+            decision_time: n.time.at.to_string(),
+            break_glass_reason: n.break_glass_reason,
+            client,
+            trace_id,
+            replica: n.call.replica.clone(),
+            ..AuditRecord::default()
+        }
+    }
+}
+
 fn now_text() -> String {
     let now = std::time::SystemTime::now();
     humantime::format_rfc3339_millis(now).to_string()
@@ -128,83 +239,61 @@ impl Telemetry {
     }
 
     /// Records a decision when A1 asks for it and counts it once, as sent: the engine's
-    /// `effect` and `reason`, or a deny (`audit_unavailable`, A1) when the trail could not
-    /// take a required record. Returns the decision to send.
-    pub async fn decided(
-        &self,
-        caller: &Caller,
-        req: Request,
-        time: DecisionTime,
-        (effect, reason): (Effect, Reason),
-        d: pb::Decision,
-        snapshot: &Snapshot,
-    ) -> pb::Decision {
-        let (d, forced) = self.audited(caller, req, time, d, snapshot).await;
-        if forced {
-            self.metrics.decision(Effect::Deny, Reason::AuditUnavailable);
-        } else {
-            self.metrics.decision(effect, reason);
-        }
-        d
+    /// decision, or a deny (`audit_unavailable`, A1) when the trail could not take a
+    /// required record. Returns the decision to send.
+    pub async fn decided(&self, call: &mut CallAudit<'_>, req: &Request, time: DecisionTime, d: Decision) -> Decision {
+        let note = self.note(call, req, time, &d);
+        self.settle(call, note, d).await
     }
 
-    /// The decision to send, and whether the audit trail forced it to a deny.
-    async fn audited(
-        &self,
-        caller: &Caller,
-        req: Request,
-        time: DecisionTime,
-        mut d: pb::Decision,
-        snapshot: &Snapshot,
-    ) -> (pb::Decision, bool) {
-        let allowed = d.effect == pb::Effect::Allow as i32;
-        let Some(audit) = &self.audit else { return (d, false) };
-        let sensitive = snapshot.is_sensitive(&req.resource.resource_type);
-        if !audit.wants(allowed, sensitive, d.break_glass, d.impersonated) {
-            return (d, false);
+    /// The record A1 wants of `d`, if it wants one: compact, for the writer to render.
+    pub fn note(&self, call: &mut CallAudit<'_>, req: &Request, time: DecisionTime, d: &Decision) -> Option<Note> {
+        let audit = self.audit.as_ref()?;
+        let sensitive = call.live.snapshot.is_sensitive(&req.resource.resource_type);
+        if !audit.wants(d.is_allowed(), sensitive, d.flags.break_glass, d.flags.impersonated) {
+            return None;
         }
-        let record = AuditRecord {
-            id: audit.next_id(),
-            time: now_text(),
-            kind: "decision",
-            severity: if d.break_glass || d.impersonated {
-                "high"
-            } else {
-                "info"
+        Some(Note(Box::new(DecisionNote {
+            call: call.shared(&self.replica),
+            at: std::time::SystemTime::now(),
+            principal: req.principal.clone(),
+            acting_as: req.session.acting_as.clone(),
+            action: req.action.clone(),
+            resource_type: req.resource.resource_type.clone(),
+            resource_id: req.resource.id.clone(),
+            tenant: req.resource.tenant.clone(),
+            break_glass_reason: req.session.break_glass_reason.clone().filter(|_| d.flags.break_glass),
+            time,
+            decision: Decision {
+                trace: None,
+                rule: d.rule.clone(),
+                ..*d
             },
-            principal: req.principal,
-            acting_as: req.session.acting_as,
-            action: req.action,
-            resource_type: req.resource.resource_type,
-            resource_id: req.resource.id,
-            tenant: req.resource.tenant,
-            outcome: if allowed { "allow" } else { "deny" },
-            reason: d.reason.clone(),
-            requirement: d.requirement.clone(),
-            rule: d.rule.clone(),
-            version: d.version,
-            break_glass: d.break_glass,
-            caller_time: time.caller_set,
-            decision_time: time.at.to_string(),
-            break_glass_reason: if d.break_glass {
-                req.session.break_glass_reason
-            } else {
-                None
-            },
-            client: caller.client(),
-            trace_id: caller.trace_id(),
-            replica: self.replica.clone(),
-            ..AuditRecord::default()
+        })))
+    }
+
+    /// Offers `note` (the record of `d`) to the trail and counts the decision as sent:
+    /// `d`, or a deny (`audit_unavailable`, A1) when the trail refused a record an allow needed.
+    pub async fn settle(&self, call: &CallAudit<'_>, note: Option<Note>, d: Decision) -> Decision {
+        let refused = match (&self.audit, note) {
+            (Some(audit), Some(Note(note))) => {
+                let mode = call.live.snapshot.settings().audit_on_backpressure;
+                audit.submit_deferred(note, mode).await == Admit::Refused
+            }
+            _ => false,
         };
-        let mode = snapshot.settings().audit_on_backpressure;
-        let forced = audit.submit(record, mode).await == Admit::Refused && allowed;
-        if forced {
-            d.effect = pb::Effect::Deny as i32;
-            d.reason = Reason::AuditUnavailable.as_str().to_owned();
-            d.requirement = Reason::AuditUnavailable.rule_id().to_owned();
-            d.rule.clear();
-        }
-        (d, forced)
+        let d = if refused && d.is_allowed() {
+            Decision {
+                effect: Effect::Deny,
+                reason: Reason::AuditUnavailable,
+                rule: None,
+                ..d
+            }
+        } else {
+            d
+        };
+        self.metrics.decision(d.effect, d.reason);
+        d
     }
 
     /// Records a call refused for want of a credential or scope (who, what, from where).

@@ -1,5 +1,7 @@
 //! The audit trail (A1): records go through a bounded queue to a sink thread, so the check
 //! path never waits on disk unless the policy says it must (`audit_on_backpressure`).
+//! Decisions travel as compact [`Deferred`] records; their text, JSON and hash are made on
+//! the sink thread.
 //!
 //! Durability: the sink fsyncs every `sync_every` (default 100 ms) while it has unsynced
 //! records. A crash loses at most the records not yet fsynced: those still queued (up to
@@ -22,7 +24,28 @@ use tokio::sync::mpsc;
 
 enum Msg {
     Record(Box<AuditRecord>),
+    Deferred(Box<dyn Deferred>),
     Stop,
+}
+
+/// A record handed over compact and rendered on the writer thread, so the request thread
+/// does no formatting, JSON or hashing. The writer gives the rendered record its id.
+pub trait Deferred: Send + 'static {
+    /// The full record (its `id` is set by the writer).
+    fn render(self: Box<Self>) -> AuditRecord;
+}
+
+/// Record ids: `<server start>-<counter>`.
+#[derive(Debug)]
+struct Ids {
+    run_tag: String,
+    next: AtomicU64,
+}
+
+impl Ids {
+    fn next(&self) -> String {
+        format!("{}-{}", self.run_tag, self.next.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// What became of a record offered to the trail.
@@ -60,17 +83,34 @@ struct Writer {
     errors: std::sync::Arc<AtomicU64>,
     healthy: std::sync::Arc<AtomicBool>,
     written: std::sync::Arc<AtomicU64>,
+    ids: std::sync::Arc<Ids>,
 }
 
 impl Writer {
+    /// The record of a message, rendered if it came compact.
+    fn record(&self, msg: Msg) -> Option<Box<AuditRecord>> {
+        match msg {
+            Msg::Record(r) => Some(r),
+            Msg::Deferred(d) => {
+                let mut r = d.render();
+                r.id = self.ids.next();
+                Some(Box::new(r))
+            }
+            Msg::Stop => None,
+        }
+    }
+
     fn run(mut self) {
         loop {
             if self.sink.is_none() && !self.recover() {
                 // Unhealthy: a record that arrives waits (in queue order) until the disk
                 // takes writes again.
                 match self.rx.try_recv() {
-                    Err(mpsc::error::TryRecvError::Disconnected) | Ok(Msg::Stop) => return,
-                    Ok(Msg::Record(r)) => self.pending(r),
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    Ok(msg) => match self.record(msg) {
+                        Some(r) => self.pending(r),
+                        None => return,
+                    },
                     Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(RETRY_EVERY),
                 }
                 continue;
@@ -97,9 +137,9 @@ impl Writer {
                     None => break,
                 }
             };
-            match msg {
-                Msg::Record(r) => self.pending(r),
-                Msg::Stop => break,
+            match self.record(msg) {
+                Some(r) => self.pending(r),
+                None => break,
             }
         }
         self.sync();
@@ -187,8 +227,7 @@ pub struct Audit {
     write_errors: std::sync::Arc<AtomicU64>,
     healthy: std::sync::Arc<AtomicBool>,
     written: std::sync::Arc<AtomicU64>,
-    next_id: AtomicU64,
-    run_tag: String,
+    ids: std::sync::Arc<Ids>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -196,6 +235,7 @@ impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Msg::Record(_) => "Record",
+            Msg::Deferred(_) => "Deferred",
             Msg::Stop => "Stop",
         })
     }
@@ -209,6 +249,13 @@ impl Audit {
         let write_errors = std::sync::Arc::new(AtomicU64::new(0));
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
         let written = std::sync::Arc::new(AtomicU64::new(0));
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let ids = std::sync::Arc::new(Ids {
+            run_tag: format!("{started:x}"),
+            next: AtomicU64::new(0),
+        });
         let writer = Writer {
             config,
             sink: Some(sink),
@@ -216,13 +263,11 @@ impl Audit {
             errors: write_errors.clone(),
             healthy: healthy.clone(),
             written: written.clone(),
+            ids: ids.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("audit-sink".into())
             .spawn(move || writer.run())?;
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
         Ok(Audit {
             tx,
             capacity: capacity.max(1),
@@ -232,8 +277,7 @@ impl Audit {
             write_errors,
             healthy,
             written,
-            next_id: AtomicU64::new(0),
-            run_tag: format!("{started:x}"),
+            ids,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -245,23 +289,32 @@ impl Audit {
 
     /// A fresh record id.
     pub fn next_id(&self) -> String {
-        format!("{}-{}", self.run_tag, self.next_id.fetch_add(1, Ordering::Relaxed))
+        self.ids.next()
     }
 
     /// Offers a record under the policy's backpressure rule.
     pub async fn submit(&self, record: AuditRecord, mode: AuditBackpressure) -> Admit {
+        self.offer(Msg::Record(Box::new(record)), mode).await
+    }
+
+    /// Offers a compact record, rendered on the writer thread, under the same rule.
+    pub async fn submit_deferred(&self, record: Box<dyn Deferred>, mode: AuditBackpressure) -> Admit {
+        self.offer(Msg::Deferred(record), mode).await
+    }
+
+    async fn offer(&self, msg: Msg, mode: AuditBackpressure) -> Admit {
         let healthy = self.healthy.load(Ordering::Relaxed);
         let admit = match (mode, healthy) {
-            (AuditBackpressure::Drop, _) => match self.tx.try_send(Msg::Record(Box::new(record))) {
+            (AuditBackpressure::Drop, _) => match self.tx.try_send(msg) {
                 Ok(()) if healthy => Admit::Queued,
                 _ => Admit::Dropped,
             },
             (_, false) => Admit::Refused,
-            (AuditBackpressure::Block, true) => match self.tx.send(Msg::Record(Box::new(record))).await {
+            (AuditBackpressure::Block, true) => match self.tx.send(msg).await {
                 Ok(()) => Admit::Queued,
                 Err(_) => Admit::Refused,
             },
-            (AuditBackpressure::Deny, true) => match self.tx.try_send(Msg::Record(Box::new(record))) {
+            (AuditBackpressure::Deny, true) => match self.tx.try_send(msg) {
                 Ok(()) => Admit::Queued,
                 Err(_) => Admit::Refused,
             },
