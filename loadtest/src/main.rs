@@ -42,10 +42,10 @@ pub struct Args {
     /// Open loop: calls per second, scheduled regardless of responses.
     #[arg(long)]
     rate: Option<f64>,
-    /// Call mix by weight, e.g. `check=8,batch=1,filter=1` (also `health`).
+    /// Call mix by weight, e.g. `check=8,batch=1,filter=1` (also `resources`, `health`).
     #[arg(long, default_value = "check=1")]
     mix: String,
-    /// Requests per BatchCheck.
+    /// Requests per BatchCheck, resources per CheckResources.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     /// Push the bundle this often during the run.
@@ -98,9 +98,10 @@ impl Mix {
             let kind = match name.trim() {
                 "check" => stats::Kind::Check,
                 "batch" => stats::Kind::Batch,
+                "resources" => stats::Kind::Resources,
                 "filter" => stats::Kind::Filter,
                 "health" => stats::Kind::Health,
-                other => bail!("unknown call kind `{other}` (check, batch, filter, health)"),
+                other => bail!("unknown call kind `{other}` (check, batch, resources, filter, health)"),
             };
             let w: u32 = weight.trim().parse().with_context(|| format!("weight `{weight}`"))?;
             mix.total += w;

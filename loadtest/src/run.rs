@@ -1,7 +1,7 @@
 //! The run: workers (closed or open loop), an optional pusher, a progress line.
 
 use crate::stats::{Kind, Recorder};
-use crate::workload::{Workload, to_wire};
+use crate::workload::{Workload, resource_to_wire, to_wire};
 use crate::{Args, Mix};
 use anyhow::{Context, Result};
 use portcullis_policy::{Effect, Format, Overlay, Snapshot, Timestamp, compile, parse_bundle};
@@ -299,7 +299,7 @@ async fn call(
                 .map_err(|s| s.code())?
                 .into_inner()
                 .decision;
-            verify(ctx, &req, d.as_ref(), rec);
+            verify(ctx, &req, spelled(d.as_ref()), rec);
             Ok(1)
         }
         Kind::Batch => {
@@ -311,7 +311,36 @@ async fn call(
             };
             let resp = authz.batch_check(msg).await.map_err(|s| s.code())?.into_inner();
             for (req, d) in reqs.iter().zip(&resp.decisions) {
-                verify(ctx, req, Some(d), rec);
+                verify(ctx, req, spelled(Some(d)), rec);
+            }
+            Ok(resp.decisions.len() as u64)
+        }
+        Kind::Resources => {
+            let (base, items) = ctx.workload.draw_resources(rng, now, ctx.batch_size);
+            let wire = to_wire(&base);
+            let msg = pb::CheckResourcesRequest {
+                principal: wire.principal,
+                session: wire.session,
+                at: wire.at,
+                items: items
+                    .iter()
+                    .map(|(resource, action)| pb::ResourceActions {
+                        resource: Some(resource_to_wire(resource)),
+                        actions: vec![action.clone()],
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let resp = authz.check_resources(msg).await.map_err(|s| s.code())?.into_inner();
+            if ctx.reference.is_some() && resp.decisions.len() != items.len() {
+                rec.mismatches += 1;
+            }
+            let mut req = base;
+            for ((resource, action), d) in items.into_iter().zip(&resp.decisions) {
+                req.resource = resource;
+                req.action = action;
+                let reason = pb::ReasonCode::try_from(d.reason).map_or("", |c| c.as_str_name());
+                verify(ctx, &req, (d.effect, reason), rec);
             }
             Ok(resp.decisions.len() as u64)
         }
@@ -341,8 +370,14 @@ async fn call(
     }
 }
 
-/// `--verify`: the server's decision must equal the bundle's own.
-fn verify(ctx: &Ctx, req: &portcullis_policy::Request, got: Option<&pb::Decision>, rec: &mut Recorder) {
+/// A Check decision as `verify` compares it: effect and reason code name.
+fn spelled(d: Option<&pb::Decision>) -> (i32, &str) {
+    d.map_or((0, ""), |d| (d.effect, d.reason.as_str()))
+}
+
+/// `--verify`: the server's decision (effect, and reason as `granted` or as its
+/// `REASON_CODE_GRANTED` code name) must equal the bundle's own.
+fn verify(ctx: &Ctx, req: &portcullis_policy::Request, got: (i32, &str), rec: &mut Recorder) {
     let Some(reference) = &ctx.reference else { return };
     let want = reference.check(req, Overlay::empty());
     let want_effect = if want.effect == Effect::Allow {
@@ -350,7 +385,8 @@ fn verify(ctx: &Ctx, req: &portcullis_policy::Request, got: Option<&pb::Decision
     } else {
         pb::Effect::Deny
     } as i32;
-    let same = got.is_some_and(|d| d.effect == want_effect && d.reason == want.reason.as_str());
+    let reason = got.1.strip_prefix("REASON_CODE_").map(str::to_lowercase);
+    let same = got.0 == want_effect && reason.as_deref().unwrap_or(got.1) == want.reason.as_str();
     if !same {
         rec.mismatches += 1;
         if rec.mismatch_examples.len() < 5 {
@@ -360,7 +396,7 @@ fn verify(ctx: &Ctx, req: &portcullis_policy::Request, got: Option<&pb::Decision
                 req.action,
                 req.resource.resource_type,
                 req.resource.id,
-                got.map(|d| (d.effect, d.reason.clone())),
+                got,
                 want.effect,
                 want.reason.as_str()
             ));

@@ -13,6 +13,8 @@ pub enum Kind {
     Check,
     /// AuthorizationService.BatchCheck.
     Batch,
+    /// AuthorizationService.CheckResources.
+    Resources,
     /// AuthorizationService.FilterRows.
     Filter,
     /// grpc.health.v1 Check: the transport ceiling.
@@ -36,9 +38,10 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds, in report order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Check,
         Kind::Batch,
+        Kind::Resources,
         Kind::Filter,
         Kind::Health,
         Kind::Push,
@@ -54,6 +57,7 @@ impl Kind {
         match self {
             Kind::Check => "check",
             Kind::Batch => "batch",
+            Kind::Resources => "resources",
             Kind::Filter => "filter",
             Kind::Health => "health",
             Kind::Push => "push",

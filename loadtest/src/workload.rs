@@ -126,10 +126,37 @@ impl Workload {
 
     /// One request at `now`, as the engine sees it.
     pub fn draw(&self, rng: &mut SmallRng, now: Timestamp) -> Request {
-        let rank = self.zipf.sample(rng) as usize;
-        let t = self.templates.get(rank.saturating_sub(1)).or(self.templates.first());
-        let Some(t) = t else { return Request::default() };
+        let Some(t) = self.pick(rng) else {
+            return Request::default();
+        };
         t.request(now, rng.random_bool(self.deny_share))
+    }
+
+    fn pick(&self, rng: &mut SmallRng) -> Option<&Template> {
+        let rank = self.zipf.sample(rng) as usize;
+        self.templates.get(rank.saturating_sub(1)).or(self.templates.first())
+    }
+
+    /// A CheckResources call at `now`: one drawn request's principal and session, and `n`
+    /// resources drawn from that principal's templates (each with its action).
+    pub fn draw_resources(&self, rng: &mut SmallRng, now: Timestamp, n: usize) -> (Request, Vec<(Resource, String)>) {
+        let Some(first) = self.pick(rng) else {
+            return (Request::default(), Vec::new());
+        };
+        let own: Vec<&Template> = self
+            .templates
+            .iter()
+            .filter(|t| t.principal == first.principal)
+            .collect();
+        let base = first.request(now, false);
+        let items = (0..n)
+            .filter_map(|_| {
+                let t = own.get(rng.random_range(0..own.len().max(1)))?;
+                let r = t.request(now, rng.random_bool(self.deny_share));
+                Some((r.resource, r.action))
+            })
+            .collect();
+        (base, items)
     }
 }
 
@@ -168,25 +195,35 @@ pub fn to_wire(r: &Request) -> pb::CheckRequest {
     pb::CheckRequest {
         principal: r.principal.clone(),
         action: r.action.clone(),
-        resource: Some(pb::Resource {
-            r#type: r.resource.resource_type.clone(),
-            id: r.resource.id.clone(),
-            tenant: r.resource.tenant.clone(),
-            attributes: Default::default(),
-        }),
-        session: Some(pb::Session {
-            authenticated_at: r.session.authenticated_at.map(|t| t.0),
-            last_activity: r.session.last_activity.map(|t| t.0),
-            factors: vec!["password".into(), "totp".into()],
-            elevated_role: r.session.elevated_role.clone(),
-            elevated_at: r.session.elevated_at.map(|t| t.0),
-            network: r.session.network.clone(),
-            ..Default::default()
-        }),
+        resource: Some(resource_to_wire(&r.resource)),
+        session: Some(session_to_wire(r)),
         at: r.at.map(|t| t.0),
         min_version: 0,
         min_overlay_seq: 0,
         hide_forbidden: false,
+    }
+}
+
+/// The wire form of an engine resource.
+pub fn resource_to_wire(r: &Resource) -> pb::Resource {
+    pb::Resource {
+        r#type: r.resource_type.clone(),
+        id: r.id.clone(),
+        tenant: r.tenant.clone(),
+        attributes: Default::default(),
+    }
+}
+
+/// The wire form of a drawn request's session.
+fn session_to_wire(r: &Request) -> pb::Session {
+    pb::Session {
+        authenticated_at: r.session.authenticated_at.map(|t| t.0),
+        last_activity: r.session.last_activity.map(|t| t.0),
+        factors: vec!["password".into(), "totp".into()],
+        elevated_role: r.session.elevated_role.clone(),
+        elevated_at: r.session.elevated_at.map(|t| t.0),
+        network: r.session.network.clone(),
+        ..Default::default()
     }
 }
 

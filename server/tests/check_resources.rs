@@ -304,3 +304,43 @@ async fn malformed_calls_are_refused_naming_the_item() {
     assert_eq!((empty.decisions.len(), empty.version), (0, 1));
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_asks_the_bundle_or_the_server_alike() {
+    let dir = temp_dir("check-resources-cli");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let at = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(AT as u64))
+        .to_string();
+    let run = move |target: &[&str]| {
+        let mut args = vec!["check", "--principal", "dr-ann", "--action", "read,write,delete"];
+        args.extend([
+            "--type",
+            "patient_record",
+            "--tenant",
+            "clinic-north",
+            "--ids",
+            "p-1,p-2",
+        ]);
+        args.extend(["--fresh", "--factor", "password", "--at", at.as_str()]);
+        args.extend(target);
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let url = server.url();
+    let bundle = example_path("clinic-portal");
+    let local = run(&["--bundle", bundle.to_str().unwrap()]);
+    let remote = tokio::task::spawn_blocking(move || run(&["--server", url.as_str(), "--token", ADMIN_TOKEN]))
+        .await
+        .unwrap();
+    let text = String::from_utf8(local.stdout).unwrap();
+    assert_eq!(text, String::from_utf8_lossy(&remote.stdout), "{remote:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(lines[0].starts_with("p-1 read ALLOW granted (R2)"), "{text}");
+    assert!(lines[2].starts_with("p-1 delete DENY unknown_action (R1)"), "{text}");
+    // Some denied: exit code 1, as for a single check.
+    assert_eq!((local.status.code(), remote.status.code()), (Some(1), Some(1)));
+    server.stop().await.unwrap();
+}

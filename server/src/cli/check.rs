@@ -3,7 +3,7 @@
 use crate::bundle_file::read_bundle;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use portcullis_policy::{Decision, Factor, Overlay, Request, Resource, Session, Snapshot, Timestamp, compile};
+use portcullis_policy::{Decision, Factor, Overlay, Reason, Request, Resource, Session, Snapshot, Timestamp, compile};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +29,10 @@ pub(super) struct CheckArgs {
     /// Resource id.
     #[arg(long, default_value = "")]
     id: String,
+    /// Several resource ids of --type and --tenant, decided in one call (CheckResources);
+    /// --action may then list several actions, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["id", "request", "explain"])]
+    ids: Vec<String>,
     /// Resource tenant.
     #[arg(long)]
     tenant: Option<String>,
@@ -125,6 +129,9 @@ impl CheckArgs {
 /// Exit code 0 for allow, 1 for deny.
 pub(super) fn run(args: CheckArgs) -> Result<ExitCode> {
     let request = args.request()?;
+    if !args.ids.is_empty() {
+        return run_each(&args, request);
+    }
     let Some(bundle_path) = &args.bundle else {
         return run_remote(&args, request);
     };
@@ -188,51 +195,174 @@ fn render(snapshot: &Snapshot, d: &Decision) -> String {
     out
 }
 
+/// One decision of `--ids`, for printing.
+#[derive(serde::Serialize)]
+struct EachLine {
+    id: String,
+    action: String,
+    effect: &'static str,
+    reason: &'static str,
+    requirement: &'static str,
+    rule_id: String,
+    break_glass: bool,
+    impersonated: bool,
+}
+
+impl EachLine {
+    fn new(id: &str, action: &str, allowed: bool, reason: Reason, rule: String, flags: (bool, bool)) -> EachLine {
+        EachLine {
+            id: id.to_owned(),
+            action: action.to_owned(),
+            effect: if allowed { "allow" } else { "deny" },
+            reason: reason.as_str(),
+            requirement: reason.rule_id(),
+            rule_id: rule,
+            break_glass: flags.0,
+            impersonated: flags.1,
+        }
+    }
+}
+
+/// `--ids`: every action on every id, against the bundle (`Snapshot::check_each`) or the
+/// server (CheckResources). Exit code 0 when all allow, 1 otherwise.
+fn run_each(args: &CheckArgs, mut request: Request) -> Result<ExitCode> {
+    let actions: Vec<String> = request.action.split(',').map(|a| a.trim().to_owned()).collect();
+    let resource = std::mem::take(&mut request.resource);
+    let items = || {
+        args.ids.iter().map(|id| {
+            (
+                Resource {
+                    id: id.clone(),
+                    ..resource.clone()
+                },
+                actions.clone(),
+            )
+        })
+    };
+    let asked: Vec<(String, String)> = items()
+        .flat_map(|(r, actions)| actions.into_iter().map(move |a| (r.id.clone(), a)))
+        .collect();
+    let lines: Vec<EachLine> = if let Some(bundle_path) = &args.bundle {
+        let bundle = read_bundle(bundle_path)?;
+        let snapshot = compile(&bundle, 1).with_context(|| format!("`{}` does not compile", bundle_path.display()))?;
+        let mut lines = Vec::new();
+        snapshot.check_each(&mut request, items(), Overlay::empty(), |req, d| {
+            let rule = d
+                .rule
+                .as_ref()
+                .map(|r| snapshot.rule_name(r).into_owned())
+                .unwrap_or_default();
+            let flags = (d.flags.break_glass, d.flags.impersonated);
+            lines.push(EachLine::new(
+                &req.resource.id,
+                &req.action,
+                d.is_allowed(),
+                d.reason,
+                rule,
+                flags,
+            ));
+        });
+        lines
+    } else {
+        use portcullis_proto::v1 as pb;
+        let wire = wire_check(args, request);
+        let msg = pb::CheckResourcesRequest {
+            principal: wire.principal,
+            session: wire.session,
+            at: wire.at,
+            items: items()
+                .map(|(r, actions)| pb::ResourceActions {
+                    resource: Some(pb::Resource {
+                        r#type: r.resource_type,
+                        id: r.id,
+                        tenant: r.tenant,
+                        attributes: r.attributes.into_iter().collect(),
+                    }),
+                    actions,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let resp = call_server(
+            args,
+            |mut client, req| async move { client.check_resources(req).await },
+            msg,
+        )?;
+        resp.decisions
+            .iter()
+            .zip(&asked)
+            .map(|(d, (id, action))| {
+                let name = pb::ReasonCode::try_from(d.reason).map_or("", |c| c.as_str_name());
+                let reason = Reason::ALL
+                    .iter()
+                    .copied()
+                    .find(|r| name.strip_prefix("REASON_CODE_") == Some(&r.as_str().to_uppercase()))
+                    .context("the server sent an unknown reason code")?;
+                let rule = match d.rule {
+                    0 => String::new(),
+                    n => resp
+                        .rules
+                        .get(n as usize - 1)
+                        .cloned()
+                        .context("the server sent an unknown rule")?,
+                };
+                let allowed = d.effect == pb::Effect::Allow as i32;
+                Ok(EachLine::new(
+                    id,
+                    action,
+                    allowed,
+                    reason,
+                    rule,
+                    (d.break_glass, d.impersonated),
+                ))
+            })
+            .collect::<Result<_>>()?
+    };
+    if lines.len() != asked.len() {
+        bail!("{} decisions for {} questions", lines.len(), asked.len());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+    } else {
+        for l in &lines {
+            let rule = if l.rule_id.is_empty() {
+                String::new()
+            } else {
+                format!(" by `{}`", l.rule_id)
+            };
+            println!(
+                "{} {} {} {} ({}){rule}",
+                l.id,
+                l.action,
+                l.effect.to_uppercase(),
+                l.reason,
+                l.requirement
+            );
+        }
+    }
+    Ok(if lines.iter().all(|l| l.effect == "allow") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Asks the server (Check, or Explain with --explain).
 fn run_remote(args: &CheckArgs, r: Request) -> Result<ExitCode> {
     use portcullis_proto::v1 as pb;
-    let msg = pb::CheckRequest {
-        principal: r.principal,
-        action: r.action,
-        resource: Some(pb::Resource {
-            r#type: r.resource.resource_type,
-            id: r.resource.id,
-            tenant: r.resource.tenant,
-            attributes: r.resource.attributes.into_iter().collect(),
-        }),
-        session: Some(pb::Session {
-            authenticated_at: r.session.authenticated_at.map(|t| t.0),
-            last_activity: r.session.last_activity.map(|t| t.0),
-            factors: r.session.factors.iter().map(|f| factor_name(*f).to_owned()).collect(),
-            elevated_role: r.session.elevated_role,
-            elevated_at: r.session.elevated_at.map(|t| t.0),
-            network: r.session.network,
-            co_signer: r.session.co_signer,
-            break_glass_reason: r.session.break_glass_reason,
-            acting_as: r.session.acting_as,
-        }),
-        // The server owns the clock: only a time the user gave is sent (a what-if).
-        at: if args.request.is_some() { r.at } else { args.at }.map(|t| t.0),
-        min_version: 0,
-        min_overlay_seq: 0,
-        hide_forbidden: false,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let d = runtime.block_on(async {
-        let mut client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient::new(
-            args.remote.channel().await?,
-        );
-        let req = args.remote.request(msg)?;
-        let resp = if args.explain {
-            client.explain(req).await
-        } else {
-            client.check(req).await
-        };
-        anyhow::Ok(
-            resp.map_err(|s| anyhow::anyhow!("server refused ({:?}): {}", s.code(), s.message()))?
-                .into_inner(),
-        )
-    })?;
+    let msg = wire_check(args, r);
+    let explain = args.explain;
+    let d = call_server(
+        args,
+        |mut client, req| async move {
+            if explain {
+                client.explain(req).await
+            } else {
+                client.check(req).await
+            }
+        },
+        msg,
+    )?;
     let d = d.decision.context("server sent no decision")?;
     let allowed = d.effect == pb::Effect::Allow as i32;
     if args.json {
@@ -259,6 +389,55 @@ fn run_remote(args: &CheckArgs, r: Request) -> Result<ExitCode> {
         }
     }
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The wire form of the request given on the command line.
+fn wire_check(args: &CheckArgs, r: Request) -> portcullis_proto::v1::CheckRequest {
+    use portcullis_proto::v1 as pb;
+    pb::CheckRequest {
+        principal: r.principal,
+        action: r.action,
+        resource: Some(pb::Resource {
+            r#type: r.resource.resource_type,
+            id: r.resource.id,
+            tenant: r.resource.tenant,
+            attributes: r.resource.attributes.into_iter().collect(),
+        }),
+        session: Some(pb::Session {
+            authenticated_at: r.session.authenticated_at.map(|t| t.0),
+            last_activity: r.session.last_activity.map(|t| t.0),
+            factors: r.session.factors.iter().map(|f| factor_name(*f).to_owned()).collect(),
+            elevated_role: r.session.elevated_role,
+            elevated_at: r.session.elevated_at.map(|t| t.0),
+            network: r.session.network,
+            co_signer: r.session.co_signer,
+            break_glass_reason: r.session.break_glass_reason,
+            acting_as: r.session.acting_as,
+        }),
+        // The server owns the clock: only a time the user gave is sent (a what-if).
+        at: if args.request.is_some() { r.at } else { args.at }.map(|t| t.0),
+        min_version: 0,
+        min_overlay_seq: 0,
+        hide_forbidden: false,
+    }
+}
+
+type Client = portcullis_proto::v1::authorization_service_client::AuthorizationServiceClient<tonic::transport::Channel>;
+
+/// Sends `msg` with the command line's token through `rpc`, and returns the answer.
+fn call_server<M, T, F>(args: &CheckArgs, rpc: impl FnOnce(Client, tonic::Request<M>) -> F, msg: M) -> Result<T>
+where
+    F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = Client::new(args.remote.channel().await?);
+        let resp = rpc(client, args.remote.request(msg)?).await;
+        anyhow::Ok(
+            resp.map_err(|s| anyhow::anyhow!("server refused ({:?}): {}", s.code(), s.message()))?
+                .into_inner(),
+        )
+    })
 }
 
 fn factor_name(f: Factor) -> &'static str {
