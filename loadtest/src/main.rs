@@ -2,6 +2,7 @@
 //! concurrency, maximum throughput) or open-loop (fixed rate, latency measured from the
 //! intended send time so stalls are not hidden), and reports throughput and latency.
 
+mod bodies;
 mod report;
 mod run;
 mod stats;
@@ -79,6 +80,10 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Instead of a run: draw one request of each decision RPC, send it once to the
+    /// (first) target, and write it gRPC-framed into this directory for h2load.
+    #[arg(long)]
+    write_bodies: Option<PathBuf>,
 }
 
 /// Weights of each kind of call.
@@ -139,6 +144,10 @@ fn main() -> ExitCode {
 fn main_with(args: Args) -> Result<ExitCode> {
     let mix = Mix::parse(&args.mix)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(dir) = &args.write_bodies {
+        runtime.block_on(run::write_bodies(&args, dir))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = runtime.block_on(run::run(&args, mix))?;
     let measured = outcome.measured;
     print!("{}", report::table(&outcome.recorder, measured));

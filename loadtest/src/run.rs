@@ -58,6 +58,8 @@ struct Ctx {
     end: Instant,
     max_requests: Option<u64>,
     ticket: AtomicU64,
+    /// Open loop: one permit per call due (see [`pace`]).
+    permits: tokio::sync::Semaphore,
     done: AtomicU64,
     stop: AtomicBool,
 }
@@ -73,6 +75,22 @@ impl Ctx {
                 .max_requests
                 .is_some_and(|m| self.done.load(Ordering::Relaxed) >= m)
     }
+}
+
+/// `--write-bodies`: the bundle's workload, one request per decision RPC, for h2load.
+pub async fn write_bodies(args: &Args, dir: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(&args.bundle).with_context(|| format!("cannot read `{}`", args.bundle.display()))?;
+    let bundle = parse_bundle(&bytes, Format::from_path(&args.bundle.to_string_lossy()))
+        .with_context(|| format!("`{}`", args.bundle.display()))?;
+    let workload = Workload::from_bundle(&bundle, args.skew)?;
+    let snapshot = compile(&bundle, 0).context("the bundle does not compile")?;
+    let target = args.target.split(',').next().unwrap_or_default().trim();
+    let channel = Channel::from_shared(target.to_owned())
+        .with_context(|| format!("bad target `{target}`"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {target}"))?;
+    crate::bodies::write(&workload, &snapshot, channel, args.batch_size.max(1), args.seed, dir).await
 }
 
 /// Runs the load described by `args` against its target.
@@ -149,10 +167,22 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         },
         max_requests: args.requests,
         ticket: AtomicU64::new(0),
+        permits: tokio::sync::Semaphore::new(0),
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
 
+    let pacer = match args.rate {
+        Some(rate) => {
+            let ctx = ctx.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("pacer".into())
+                    .spawn(move || pace(ctx, rate))?,
+            )
+        }
+        None => None,
+    };
     let progress = tokio::spawn(progress(ctx.clone()));
     let token = args.token.clone().or_else(|| {
         std::fs::read_to_string("data/admin-token")
@@ -198,6 +228,9 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         recorder.merge(&w.await?);
     }
     ctx.stop.store(true, Ordering::Relaxed);
+    if let Some(p) = pacer {
+        let _ = tokio::task::spawn_blocking(move || p.join()).await;
+    }
     for c in changers {
         recorder.merge(&c.await?);
     }
@@ -241,12 +274,10 @@ async fn worker(ctx: Arc<Ctx>, channel: Channel, seed: u64) -> Recorder {
         }
         let intended = match ctx.rate {
             Some(rate) => {
+                let Ok(permit) = ctx.permits.acquire().await else { break };
+                permit.forget();
                 let i = ctx.ticket.fetch_add(1, Ordering::Relaxed);
-                let at = ctx.start + Duration::from_secs_f64(i as f64 / rate);
-                if at >= ctx.end {
-                    break;
-                }
-                send_time(at).await
+                ctx.start + Duration::from_secs_f64(i as f64 / rate)
             }
             None => {
                 let now = Instant::now();
@@ -267,17 +298,31 @@ async fn worker(ctx: Arc<Ctx>, channel: Channel, seed: u64) -> Recorder {
     rec
 }
 
-/// Waits for an open-loop call's scheduled time and returns the instant its latency is
-/// measured from. A worker that is behind (its previous call ran past `at`) measures from
-/// `at`, so a slow server's backlog counts (no coordinated omission). A worker that was
-/// idle measures from when it actually woke: tokio's timer fires up to a millisecond late,
-/// and that lateness is the tester's, not the server's.
-async fn send_time(at: Instant) -> Instant {
-    if Instant::now() >= at {
-        return at;
+/// Open loop: releases one permit at each call's scheduled instant, from a thread of its
+/// own that sleeps with the OS's microsecond timer (tokio's timer ticks in milliseconds
+/// and would send calls in bursts). A worker takes a permit, then the next ticket; the
+/// ticket's instant is when the call was due, and latency is measured from it, so a
+/// backlog (no worker free, or a slow server) counts (no coordinated omission).
+fn pace(ctx: Arc<Ctx>, rate: f64) {
+    let permits = &ctx.permits;
+    let start = ctx.start.into_std();
+    let end = ctx.end.into_std();
+    let mut released: u64 = 0;
+    while !ctx.finished() {
+        let now = std::time::Instant::now();
+        if now >= end {
+            break;
+        }
+        // Every call due by now (there can be several after a late wake-up).
+        let due = (now.duration_since(start).as_secs_f64() * rate) as u64 + 1;
+        if due > released {
+            permits.add_permits(usize::try_from(due - released).unwrap_or(usize::MAX));
+            released = due;
+        }
+        let next = start + Duration::from_secs_f64(released as f64 / rate);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
     }
-    tokio::time::sleep_until(at).await;
-    Instant::now()
+    permits.close();
 }
 
 /// Makes one call; `Ok(decisions)` or the status code.

@@ -70,10 +70,10 @@ impl Kind {
     }
 }
 
-/// 1 µs .. 100 s at 3 significant digits; values in microseconds.
+/// 1 µs .. 100 s at `digits` significant digits; values in microseconds.
 #[expect(clippy::expect_used, reason = "constant, valid bounds cannot fail")]
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
+fn histogram(digits: u8) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000, digits).expect("valid histogram bounds")
 }
 
 /// Outcomes of one kind of call.
@@ -90,13 +90,26 @@ pub struct Series {
 }
 
 impl Default for Series {
+    /// Three significant digits, for the totals.
     fn default() -> Self {
+        Series::with_digits(3)
+    }
+}
+
+impl Series {
+    fn with_digits(digits: u8) -> Self {
         Series {
-            latency: histogram(),
+            latency: histogram(digits),
             errors: BTreeMap::new(),
-            error_latency: histogram(),
+            error_latency: histogram(digits),
             decisions: 0,
         }
+    }
+
+    /// Two significant digits, for the per-second series: a tenth of the memory, so the
+    /// buckets every worker opens each second cost no pause in an open-loop run.
+    fn coarse() -> Self {
+        Series::with_digits(2)
     }
 }
 
@@ -141,7 +154,7 @@ impl Recorder {
         let micros = micros(latency);
         apply(self.total.entry(kind).or_default(), micros, outcome);
         if let Some(bucket) = self.seconds.get_mut(second) {
-            apply(bucket.entry(kind).or_default(), micros, outcome);
+            apply(bucket.entry(kind).or_insert_with(Series::coarse), micros, outcome);
         }
     }
 
@@ -172,7 +185,7 @@ impl Recorder {
         }
         for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
             for (k, s) in theirs {
-                mine.entry(*k).or_default().merge(s);
+                mine.entry(*k).or_insert_with(Series::coarse).merge(s);
             }
         }
         for (k, s) in &other.per_target {

@@ -248,6 +248,30 @@ mod tests {
     }
 
     #[test]
+    fn resource_calls_are_one_principal_and_partly_allow() {
+        let bytes = include_bytes!("../../examples/clinic-portal.yaml");
+        let bundle = parse_bundle(bytes, Format::Yaml).unwrap();
+        let snapshot = compile(&bundle, 1).unwrap();
+        let w = Workload::from_bundle(&bundle, 1.1).unwrap();
+        let mut rng = SmallRng::seed_from_u64(9);
+        let now = Timestamp(1_795_428_000);
+        let (mut allowed, mut asked) = (0, 0);
+        for _ in 0..20 {
+            let (mut base, items) = w.draw_resources(&mut rng, now, 50);
+            assert_eq!(items.len(), 50);
+            let items = items.into_iter().map(|(r, a)| (r, [a]));
+            let principal = base.principal.clone();
+            snapshot.check_each(&mut base, items, Overlay::empty(), |r, d| {
+                assert_eq!(r.principal, principal);
+                asked += 1;
+                allowed += usize::from(d.is_allowed());
+            });
+        }
+        // The example's terminated and dormant accounts deny whole calls.
+        assert!((250..=900).contains(&allowed), "{allowed} of {asked} allowed");
+    }
+
+    #[test]
     fn the_probe_principal_is_allowed_and_leaves_the_rest_of_the_load() {
         let bytes = include_bytes!("../../examples/clinic-portal.yaml");
         let bundle = parse_bundle(bytes, Format::Yaml).unwrap();
