@@ -1,6 +1,7 @@
 //! `--write-bodies DIR`: one request of each decision RPC drawn from the workload, sent once
 //! to the target (each must succeed, and the Check must allow, so a neutral client replaying
-//! it measures real decisions), then written gRPC-framed for h2load (`-d FILE`).
+//! it measures real decisions), then written gRPC-framed for h2load (`-d FILE`). The Check
+//! is on a sensitive type when there is one, so the default audit trail records each call.
 
 use crate::workload::{Workload, resource_to_wire, to_wire};
 use anyhow::{Context, Result, bail};
@@ -41,11 +42,18 @@ pub async fn write(
         w.at = None;
         w
     };
-    let check = (0..10_000)
+    // An allowed Check, on a sensitive type when the bundle has one: A1 records every such
+    // decision, so a server with the default audit trail records every replayed call.
+    let drawn: Vec<_> = (0..10_000)
         .map(|_| workload.draw(&mut rng, now))
-        .find(|r| snapshot.check(r, Overlay::empty()).is_allowed())
+        .filter(|r| snapshot.check(r, Overlay::empty()).is_allowed())
+        .collect();
+    let check = drawn
+        .iter()
+        .find(|r| snapshot.is_sensitive(&r.resource.resource_type))
+        .or(drawn.first())
         .context("no drawn request is allowed by the bundle")?;
-    let check = unset_time(to_wire(&check));
+    let check = unset_time(to_wire(check));
     let d = authz.check(check.clone()).await.context("Check")?.into_inner().decision;
     if d.as_ref().is_none_or(|d| d.effect != pb::Effect::Allow as i32) {
         bail!("the server does not allow the drawn Check: {d:?}");

@@ -1,11 +1,15 @@
 //! The yardstick: a bare tonic server with `grpc.health.v1` only, on the same runtime
-//! (`tokio::runtime::Runtime::new`, `TOKIO_WORKER_THREADS` honoured) and the same HTTP/2
-//! settings as `portcullis serve`. Its calls/s is the transport's ceiling on a core;
-//! `loadtest/yardstick.sh` gives every Portcullis figure as a ratio to it.
+//! (`tokio::runtime::Runtime::new`, `TOKIO_WORKER_THREADS` honoured), the same HTTP/2
+//! settings and the same allocator as `portcullis serve`. Its calls/s is the transport's
+//! ceiling on a core; `loadtest/perf.sh` gives every Portcullis figure as a ratio to it.
 //!
 //! Usage: `portcullis-reference [ADDR]` (default 127.0.0.1:50599).
 
 use std::net::SocketAddr;
+
+/// The allocator `portcullis serve` uses, so the ratio measures Portcullis's work only.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;

@@ -198,11 +198,11 @@ async fn the_chain_continues_across_restarts_and_cuts_a_torn_tail() {
     assert_eq!(verify(&dir.join("audit")).unwrap(), Ok(6));
 }
 
-fn record(n: usize) -> AuditRecord {
+fn record(n: usize) -> AuditRecord<'static> {
     AuditRecord {
-        id: n.to_string(),
+        id: n.to_string().into(),
         kind: "decision",
-        principal: format!("p{n}"),
+        principal: format!("p{n}").into(),
         outcome: "deny",
         ..AuditRecord::default()
     }

@@ -89,7 +89,7 @@ impl Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::auth::bearer_token)
         {
-            let digest = hex::encode(Sha256::digest(token.as_bytes()));
+            let digest = crate::auth::hex(&Sha256::digest(token.as_bytes()));
             client.push_str(&format!(" token:{}", digest.get(..12).unwrap_or_default()));
         }
         if self.mtls {
@@ -108,7 +108,7 @@ impl Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split('-').nth(1))
             .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map_or_else(|| hex::encode(rand::random::<[u8; 16]>()), str::to_owned)
+            .map_or_else(|| crate::auth::hex(&rand::random::<[u8; 16]>()), str::to_owned)
     }
 }
 
@@ -183,41 +183,39 @@ struct DecisionNote {
 }
 
 impl Deferred for DecisionNote {
-    fn render(self: Box<Self>) -> AuditRecord {
-        let n = *self;
-        let (client, trace_id) = n
+    fn render(&self) -> AuditRecord<'_> {
+        let (client, trace_id) = self
             .call
             .rendered
-            .get_or_init(|| (n.call.caller.client(), n.call.caller.trace_id()))
-            .clone();
-        let d = &n.decision;
+            .get_or_init(|| (self.call.caller.client(), self.call.caller.trace_id()));
+        let d = &self.decision;
         let flagged = d.flags.break_glass || d.flags.impersonated;
         AuditRecord {
-            time: humantime::format_rfc3339_millis(n.at).to_string(),
+            time: humantime::format_rfc3339_millis(self.at).to_string().into(),
             kind: "decision",
             severity: if flagged { "high" } else { "info" },
-            principal: n.principal,
-            acting_as: n.acting_as,
-            action: n.action,
-            resource_type: n.resource_type,
-            resource_id: n.resource_id,
-            tenant: n.tenant,
+            principal: self.principal.as_str().into(),
+            acting_as: self.acting_as.as_deref().map(Into::into),
+            action: self.action.as_str().into(),
+            resource_type: self.resource_type.as_str().into(),
+            resource_id: self.resource_id.as_str().into(),
+            tenant: self.tenant.as_deref().map(Into::into),
             outcome: if d.is_allowed() { "allow" } else { "deny" },
-            reason: d.reason.as_str().to_owned(),
-            requirement: d.reason.rule_id().to_owned(),
+            reason: d.reason.as_str().into(),
+            requirement: d.reason.rule_id().into(),
             rule: d
                 .rule
                 .as_ref()
-                .map(|r| n.call.live.snapshot.rule_name(r).into_owned())
+                .map(|r| self.call.live.snapshot.rule_name(r))
                 .unwrap_or_default(),
             version: d.version,
             break_glass: d.flags.break_glass,
-            caller_time: n.time.caller_set,
-            decision_time: n.time.at.to_string(),
-            break_glass_reason: n.break_glass_reason,
-            client,
-            trace_id,
-            replica: n.call.replica.clone(),
+            caller_time: self.time.caller_set,
+            decision_time: self.time.at.to_string().into(),
+            break_glass_reason: self.break_glass_reason.as_deref().map(Into::into),
+            client: client.as_str().into(),
+            trace_id: trace_id.as_str().into(),
+            replica: (*self.call.replica).into(),
             ..AuditRecord::default()
         }
     }
@@ -300,17 +298,17 @@ impl Telemetry {
     pub async fn refused(&self, caller: &Caller, method: &str, code: &'static str, message: &str) {
         let Some(audit) = &self.audit else { return };
         let record = AuditRecord {
-            id: audit.next_id(),
-            time: now_text(),
+            id: audit.next_id().into(),
+            time: now_text().into(),
             kind: "refused",
             severity: "high",
-            action: method.to_owned(),
+            action: method.to_owned().into(),
             outcome: "refused",
-            reason: code.to_owned(),
-            client: caller.client(),
-            trace_id: caller.trace_id(),
-            details: Some(message.to_owned()),
-            replica: self.replica.clone(),
+            reason: code.into(),
+            client: caller.client().into(),
+            trace_id: caller.trace_id().into(),
+            details: Some(message.to_owned().into()),
+            replica: self.replica.to_string().into(),
             ..AuditRecord::default()
         };
         if audit.submit(record, AuditBackpressure::Block).await != Admit::Queued {
@@ -333,19 +331,19 @@ impl Telemetry {
             Err(e) => ("failed", e),
         };
         let record = AuditRecord {
-            id: audit.next_id(),
-            time: now_text(),
+            id: audit.next_id().into(),
+            time: now_text().into(),
             kind: "admin",
             severity: "high",
-            principal: author.to_owned(),
-            action: operation.to_owned(),
+            principal: author.to_owned().into(),
+            action: operation.to_owned().into(),
             outcome,
-            reason: outcome.to_owned(),
+            reason: outcome.into(),
             version,
-            client: caller.client(),
-            trace_id: caller.trace_id(),
-            details: Some(details),
-            replica: self.replica.clone(),
+            client: caller.client().into(),
+            trace_id: caller.trace_id().into(),
+            details: Some(details.into()),
+            replica: self.replica.to_string().into(),
             ..AuditRecord::default()
         };
         if audit.submit(record, AuditBackpressure::Block).await != Admit::Queued {

@@ -31,15 +31,20 @@ pub fn record_hash(fields: &Map<String, Value>) -> String {
     let mut canonical = fields.clone();
     canonical.remove("hash");
     let text = Value::Object(canonical).to_string();
-    hex::encode(Sha256::digest(text.as_bytes()))
+    crate::auth::hex(&Sha256::digest(text.as_bytes()))
 }
 
-/// Appends the hash to a record's canonical JSON (an object with keys in sorted order that
-/// already carries its `seq` and `prev`). Returns the line and the record's hash.
-pub fn seal(canonical: &str) -> (String, String) {
-    let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
-    let body = canonical.strip_suffix('}').unwrap_or(canonical);
-    (format!("{body},\"hash\":\"{hash}\"}}"), hash)
+/// Appends the hash to a record's canonical JSON in `line` (an object with keys in sorted
+/// order that already carries its `seq` and `prev`), in place. Returns the record's hash.
+pub fn seal(line: &mut Vec<u8>) -> String {
+    let hash = crate::auth::hex(&Sha256::digest(line.as_slice()));
+    if line.last() == Some(&b'}') {
+        line.pop();
+    }
+    line.extend_from_slice(b",\"hash\":\"");
+    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(b"\"}");
+    hash
 }
 
 /// Why a line does not continue the chain.
@@ -127,8 +132,9 @@ mod tests {
         let mut link = Link::default();
         let mut lines = Vec::new();
         for n in 0..4 {
-            let (line, hash) = seal(&record(n, &link));
-            lines.push(line);
+            let mut line = record(n, &link).into_bytes();
+            let hash = seal(&mut line);
+            lines.push(String::from_utf8(line).unwrap());
             link = Link {
                 seq: link.seq + 1,
                 hash,

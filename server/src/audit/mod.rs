@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 enum Msg {
-    Record(Box<AuditRecord>),
+    Record(Box<AuditRecord<'static>>),
     Deferred(Box<dyn Deferred>),
     Stop,
 }
@@ -31,8 +31,8 @@ enum Msg {
 /// A record handed over compact and rendered on the writer thread, so the request thread
 /// does no formatting, JSON or hashing. The writer gives the rendered record its id.
 pub trait Deferred: Send + 'static {
-    /// The full record (its `id` is set by the writer).
-    fn render(self: Box<Self>) -> AuditRecord;
+    /// The full record, borrowing from `self` (its `id` is set by the writer).
+    fn render(&self) -> AuditRecord<'_>;
 }
 
 /// Record ids: `<server start>-<counter>`.
@@ -87,17 +87,18 @@ struct Writer {
 }
 
 impl Writer {
-    /// The record of a message, rendered if it came compact.
-    fn record(&self, msg: Msg) -> Option<Box<AuditRecord>> {
+    /// Writes the record of a message (rendering it if it came compact); false on `Stop`.
+    fn take(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Record(r) => Some(r),
+            Msg::Record(mut r) => self.pending(&mut r),
             Msg::Deferred(d) => {
                 let mut r = d.render();
-                r.id = self.ids.next();
-                Some(Box::new(r))
+                r.id = self.ids.next().into();
+                self.pending(&mut r);
             }
-            Msg::Stop => None,
+            Msg::Stop => return false,
         }
+        true
     }
 
     fn run(mut self) {
@@ -107,10 +108,11 @@ impl Writer {
                 // takes writes again.
                 match self.rx.try_recv() {
                     Err(mpsc::error::TryRecvError::Disconnected) => return,
-                    Ok(msg) => match self.record(msg) {
-                        Some(r) => self.pending(r),
-                        None => return,
-                    },
+                    Ok(msg) => {
+                        if !self.take(msg) {
+                            return;
+                        }
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(RETRY_EVERY),
                 }
                 continue;
@@ -137,16 +139,15 @@ impl Writer {
                     None => break,
                 }
             };
-            match self.record(msg) {
-                Some(r) => self.pending(r),
-                None => break,
+            if !self.take(msg) {
+                break;
             }
         }
         self.sync();
     }
 
     /// Writes one record, once the sink is (again) usable.
-    fn pending(&mut self, mut r: Box<AuditRecord>) {
+    fn pending(&mut self, r: &mut AuditRecord<'_>) {
         while self.sink.is_none() {
             if self.recover() {
                 break;
@@ -154,7 +155,7 @@ impl Writer {
             std::thread::sleep(RETRY_EVERY);
         }
         let Some(sink) = &mut self.sink else { return };
-        match sink.write(&mut r) {
+        match sink.write(r) {
             Ok(()) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
                 if sink.sync_due() {
@@ -188,16 +189,21 @@ impl Writer {
     fn recover(&mut self) -> bool {
         let attempt = FileSink::open(self.config.clone()).and_then(|mut sink| {
             let mut note = AuditRecord {
-                id: format!("recovery-{}", self.errors.load(Ordering::Relaxed)),
-                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                id: format!("recovery-{}", self.errors.load(Ordering::Relaxed)).into(),
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                    .to_string()
+                    .into(),
                 kind: "audit_recovered",
                 severity: "high",
                 outcome: "ok",
-                reason: "write_error".to_owned(),
-                details: Some(format!(
-                    "the trail failed {} time(s); records queued when it failed may be missing",
-                    self.errors.load(Ordering::Relaxed)
-                )),
+                reason: "write_error".into(),
+                details: Some(
+                    format!(
+                        "the trail failed {} time(s); records queued when it failed may be missing",
+                        self.errors.load(Ordering::Relaxed)
+                    )
+                    .into(),
+                ),
                 ..AuditRecord::default()
             };
             sink.write(&mut note)?;
@@ -293,7 +299,7 @@ impl Audit {
     }
 
     /// Offers a record under the policy's backpressure rule.
-    pub async fn submit(&self, record: AuditRecord, mode: AuditBackpressure) -> Admit {
+    pub async fn submit(&self, record: AuditRecord<'static>, mode: AuditBackpressure) -> Admit {
         self.offer(Msg::Record(Box::new(record)), mode).await
     }
 

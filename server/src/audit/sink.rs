@@ -79,6 +79,8 @@ pub struct FileSink {
     link: Link,
     file: Option<(BufWriter<File>, u64, Instant)>,
     dirty_since: Option<Instant>,
+    /// The line being written, reused so serializing allocates nothing once warm.
+    line: Vec<u8>,
 }
 
 impl FileSink {
@@ -118,21 +120,23 @@ impl FileSink {
             link,
             file: None,
             dirty_since: None,
+            line: Vec::with_capacity(1024),
         })
     }
 
     /// Chains and appends one record (buffered; durable after the next `sync`).
-    pub fn write(&mut self, record: &mut AuditRecord) -> io::Result<()> {
+    pub fn write(&mut self, record: &mut AuditRecord<'_>) -> io::Result<()> {
         record.seq = self.link.seq + 1;
-        record.prev.clone_from(&self.link.hash);
-        let canonical = serde_json::to_string(record).map_err(io::Error::other)?;
-        let (line, hash) = seal(&canonical);
+        record.prev = self.link.hash.clone().into();
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record).map_err(io::Error::other)?;
+        let hash = seal(&mut self.line);
+        self.line.push(b'\n');
         let link = Link { seq: record.seq, hash };
         self.rotate_if_needed()?;
         if let Some((w, size, _)) = &mut self.file {
-            w.write_all(line.as_bytes())?;
-            w.write_all(b"\n")?;
-            *size += line.len() as u64 + 1;
+            w.write_all(&self.line)?;
+            *size += self.line.len() as u64;
         }
         self.link = link;
         self.dirty_since.get_or_insert_with(Instant::now);
