@@ -1,4 +1,5 @@
-//! In-process engine benchmarks: check (allow, deny), batch of 100, filter_rows and compile,
+//! In-process engine benchmarks: check (allow, deny), batch of 100, check_each of 100,
+//! filter_rows and compile,
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -48,6 +49,30 @@ fn engine(c: &mut Criterion) {
         let batch: Vec<_> = allow.iter().take(100).cloned().collect();
         c.bench_function(&format!("batch_check_100/{}", w.name), |b| {
             b.iter(|| black_box(snapshot.batch_check(black_box(&batch), Overlay::empty())))
+        });
+
+        // CheckResources' engine part: one principal and session, 100 resources of theirs
+        // (the principal resolved once; items moved in, as the server does).
+        let mut base = allow[0].clone();
+        let items: Vec<_> = allow
+            .iter()
+            .filter(|r| r.principal == base.principal)
+            .cycle()
+            .take(100)
+            .map(|r| (r.resource.clone(), [r.action.clone()]))
+            .collect();
+        c.bench_function(&format!("check_each_100/{}", w.name), |b| {
+            b.iter_batched(
+                || items.clone(),
+                |items| {
+                    let mut allowed = 0;
+                    snapshot.check_each(&mut base, items, Overlay::empty(), |_, d| {
+                        allowed += usize::from(d.is_allowed());
+                    });
+                    black_box(allowed)
+                },
+                criterion::BatchSize::SmallInput,
+            )
         });
 
         if let Some(wide) = w.bundle.grants.iter().find(|g| g.id.as_deref() == Some("wide")) {
