@@ -1,4 +1,4 @@
-//! The compiled evaluator: `check`, `batch_check` and `explain` on a [`Snapshot`].
+//! The compiled evaluator: `check`, `batch_check`, `check_each` and `explain` on a [`Snapshot`].
 //! Follows the order of steps documented in [`crate::reference`].
 
 use crate::bundle::{AccountStatus, Scope};
