@@ -110,7 +110,8 @@ pub fn reason_code(r: Reason) -> pb::ReasonCode {
 /// The rules compact decisions name, each once: the `rules` of a CheckResources response.
 #[derive(Debug, Default)]
 pub struct RuleTable {
-    index: std::collections::HashMap<RuleRef, u32>,
+    /// FxHash: keys are the snapshot's own rule positions, looked up once per decision.
+    index: rustc_hash::FxHashMap<RuleRef, u32>,
     names: Vec<String>,
 }
 
