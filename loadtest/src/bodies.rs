@@ -3,7 +3,7 @@
 //! it measures real decisions), then written gRPC-framed for h2load (`-d FILE`). The Check
 //! is on a sensitive type when there is one, so the default audit trail records each call.
 
-use crate::workload::{Workload, resource_to_wire, to_wire};
+use crate::workload::{Workload, resources_to_wire, to_wire};
 use anyhow::{Context, Result, bail};
 use portcullis_policy::{Overlay, Snapshot, Timestamp};
 use portcullis_proto::v1 as pb;
@@ -78,18 +78,9 @@ pub async fn write(
         .map(|_| workload.draw_resources(&mut rng, now, batch_size))
         .find(mostly_allowed)
         .context("no drawn CheckResources call is mostly allowed by the bundle")?;
-    let base = to_wire(&base);
     let resources = pb::CheckResourcesRequest {
-        principal: base.principal.clone(),
-        session: base.session.clone(),
-        items: items
-            .iter()
-            .map(|(r, action)| pb::ResourceActions {
-                resource: Some(resource_to_wire(r)),
-                actions: vec![action.clone()],
-            })
-            .collect(),
-        ..Default::default()
+        at: None,
+        ..resources_to_wire(&base, &items)
     };
     let answer = authz
         .check_resources(resources.clone())

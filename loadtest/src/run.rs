@@ -1,7 +1,7 @@
 //! The run: workers (closed or open loop), an optional pusher, a progress line.
 
 use crate::stats::{Kind, Recorder};
-use crate::workload::{Workload, resource_to_wire, to_wire};
+use crate::workload::{Workload, resources_to_wire, to_wire};
 use crate::{Args, Mix};
 use anyhow::{Context, Result};
 use portcullis_policy::{Effect, Format, Overlay, Snapshot, Timestamp, compile, parse_bundle};
@@ -362,20 +362,7 @@ async fn call(
         }
         Kind::Resources => {
             let (base, items) = ctx.workload.draw_resources(rng, now, ctx.batch_size);
-            let wire = to_wire(&base);
-            let msg = pb::CheckResourcesRequest {
-                principal: wire.principal,
-                session: wire.session,
-                at: wire.at,
-                items: items
-                    .iter()
-                    .map(|(resource, action)| pb::ResourceActions {
-                        resource: Some(resource_to_wire(resource)),
-                        actions: vec![action.clone()],
-                    })
-                    .collect(),
-                ..Default::default()
-            };
+            let msg = resources_to_wire(&base, &items);
             let resp = authz.check_resources(msg).await.map_err(|s| s.code())?.into_inner();
             if ctx.reference.is_some() && resp.decisions.len() != items.len() {
                 rec.mismatches += 1;

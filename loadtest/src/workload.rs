@@ -204,8 +204,27 @@ pub fn to_wire(r: &Request) -> pb::CheckRequest {
     }
 }
 
+/// A CheckResources call on the wire: `base`'s principal, session and time, and each
+/// resource with its one action.
+pub fn resources_to_wire(base: &Request, items: &[(Resource, String)]) -> pb::CheckResourcesRequest {
+    let wire = to_wire(base);
+    pb::CheckResourcesRequest {
+        principal: wire.principal,
+        session: wire.session,
+        at: wire.at,
+        items: items
+            .iter()
+            .map(|(resource, action)| pb::ResourceActions {
+                resource: Some(resource_to_wire(resource)),
+                actions: vec![action.clone()],
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// The wire form of an engine resource.
-pub fn resource_to_wire(r: &Resource) -> pb::Resource {
+fn resource_to_wire(r: &Resource) -> pb::Resource {
     pb::Resource {
         r#type: r.resource_type.clone(),
         id: r.id.clone(),

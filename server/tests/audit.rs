@@ -18,21 +18,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
-fn records(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a1_decisions_and_admin_calls_are_recorded_and_chained() {
     let dir = temp_dir("audit-a1");
@@ -68,7 +53,7 @@ async fn a1_decisions_and_admin_calls_are_recorded_and_chained() {
 
     let audit_dir = dir.join("audit");
     assert_eq!(verify(&audit_dir).unwrap(), Ok(4));
-    let recs = records(&audit_dir);
+    let recs = audit_records(&audit_dir);
     let summary: Vec<_> = recs
         .iter()
         .map(|r| {

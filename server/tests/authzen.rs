@@ -141,13 +141,7 @@ fn requests(seed: u64, n: usize) -> Vec<Request> {
         .map(|i| {
             let mut r = random_request(&bundle, &mut rng);
             if i % 3 != 0 {
-                let at = r.at.unwrap();
-                r.session.authenticated_at = Some(portcullis_policy::Timestamp(at.0 - 60));
-                r.session.last_activity = Some(at);
-                r.session.factors = vec![portcullis_policy::Factor::Password, portcullis_policy::Factor::Totp];
-                if r.session.elevated_at.is_some() {
-                    r.session.elevated_at = Some(portcullis_policy::Timestamp(at.0 - 30));
-                }
+                freshen(&mut r);
             }
             r
         })

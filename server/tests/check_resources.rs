@@ -50,13 +50,7 @@ fn random_call(
     let mut rng = rng(seed);
     let mut base = random_request(bundle, &mut rng);
     if seed % 3 != 0 {
-        let at = base.at.unwrap();
-        base.session.authenticated_at = Some(portcullis_policy::Timestamp(at.0 - 60));
-        base.session.last_activity = Some(at);
-        base.session.factors = vec![portcullis_policy::Factor::Password, portcullis_policy::Factor::Totp];
-        if base.session.elevated_at.is_some() {
-            base.session.elevated_at = Some(portcullis_policy::Timestamp(at.0 - 30));
-        }
+        freshen(&mut base);
     }
     let items = (0..rng.random_range(1..12))
         .map(|_| {
@@ -74,12 +68,7 @@ fn wire_items(items: &[(portcullis_policy::Resource, Vec<String>)]) -> Vec<pb::R
     items
         .iter()
         .map(|(r, actions)| pb::ResourceActions {
-            resource: Some(pb::Resource {
-                r#type: r.resource_type.clone(),
-                id: r.id.clone(),
-                tenant: r.tenant.clone(),
-                attributes: r.attributes.clone().into_iter().collect(),
-            }),
+            resource: Some(wire_resource(r)),
             actions: actions.clone(),
         })
         .collect()
@@ -167,21 +156,6 @@ fn stable(records: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn records(dir: &std::path::Path) -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn audit_records_equal_those_of_the_single_checks() {
     let dir = temp_dir("check-resources-audit");
@@ -235,7 +209,7 @@ async fn audit_records_equal_those_of_the_single_checks() {
     assert_eq!(resp.decisions.len(), 4);
     server.stop().await.unwrap();
 
-    let all = records(&dir.join("audit"));
+    let all = audit_records(&dir.join("audit"));
     assert_eq!(all.len() % 2, 0, "{all:#?}");
     let (singles, batch) = all.split_at(all.len() / 2);
     assert!(singles.len() >= 2, "{all:#?}");

@@ -272,12 +272,7 @@ fn run_each(args: &CheckArgs, mut request: Request) -> Result<ExitCode> {
             at: wire.at,
             items: items()
                 .map(|(r, actions)| pb::ResourceActions {
-                    resource: Some(pb::Resource {
-                        r#type: r.resource_type,
-                        id: r.id,
-                        tenant: r.tenant,
-                        attributes: r.attributes.into_iter().collect(),
-                    }),
+                    resource: Some(wire_resource(r)),
                     actions,
                 })
                 .collect(),
@@ -325,18 +320,14 @@ fn run_each(args: &CheckArgs, mut request: Request) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&lines)?);
     } else {
         for l in &lines {
-            let rule = if l.rule_id.is_empty() {
-                String::new()
-            } else {
-                format!(" by `{}`", l.rule_id)
-            };
             println!(
-                "{} {} {} {} ({}){rule}",
+                "{} {} {} {} ({}){}",
                 l.id,
                 l.action,
                 l.effect.to_uppercase(),
                 l.reason,
-                l.requirement
+                l.requirement,
+                by_rule(&l.rule_id)
             );
         }
     }
@@ -372,16 +363,12 @@ fn run_remote(args: &CheckArgs, r: Request) -> Result<ExitCode> {
                 "rule_id": d.rule, "version": d.version, "break_glass": d.break_glass, "impersonated": d.impersonated, "trace": d.trace})
         );
     } else {
-        let rule = if d.rule.is_empty() {
-            String::new()
-        } else {
-            format!(" by `{}`", d.rule)
-        };
         println!(
-            "{} {} ({}){rule} [snapshot {}]",
+            "{} {} ({}){} [snapshot {}]",
             if allowed { "ALLOW" } else { "DENY" },
             d.reason,
             d.requirement,
+            by_rule(&d.rule),
             d.version
         );
         for step in &d.trace {
@@ -397,12 +384,7 @@ fn wire_check(args: &CheckArgs, r: Request) -> portcullis_proto::v1::CheckReques
     pb::CheckRequest {
         principal: r.principal,
         action: r.action,
-        resource: Some(pb::Resource {
-            r#type: r.resource.resource_type,
-            id: r.resource.id,
-            tenant: r.resource.tenant,
-            attributes: r.resource.attributes.into_iter().collect(),
-        }),
+        resource: Some(wire_resource(r.resource)),
         session: Some(pb::Session {
             authenticated_at: r.session.authenticated_at.map(|t| t.0),
             last_activity: r.session.last_activity.map(|t| t.0),
@@ -419,6 +401,25 @@ fn wire_check(args: &CheckArgs, r: Request) -> portcullis_proto::v1::CheckReques
         min_version: 0,
         min_overlay_seq: 0,
         hide_forbidden: false,
+    }
+}
+
+/// An engine resource on the wire.
+fn wire_resource(r: Resource) -> portcullis_proto::v1::Resource {
+    portcullis_proto::v1::Resource {
+        r#type: r.resource_type,
+        id: r.id,
+        tenant: r.tenant,
+        attributes: r.attributes.into_iter().collect(),
+    }
+}
+
+/// ` by `RULE`` after a decision line, or nothing when no rule decided.
+fn by_rule(rule: &str) -> String {
+    if rule.is_empty() {
+        String::new()
+    } else {
+        format!(" by `{rule}`")
     }
 }
 

@@ -328,17 +328,51 @@ pub fn wire_session(s: &portcullis_policy::Session) -> pb::Session {
     }
 }
 
+/// An engine resource on the wire, field for field.
+pub fn wire_resource(r: &portcullis_policy::Resource) -> pb::Resource {
+    pb::Resource {
+        r#type: r.resource_type.clone(),
+        id: r.id.clone(),
+        tenant: r.tenant.clone(),
+        attributes: r.attributes.clone().into_iter().collect(),
+    }
+}
+
+/// A random request's session made fresh at its time, with a second factor (and a fresh
+/// elevation when it has one): most random sessions fail before any grant is looked at.
+pub fn freshen(r: &mut portcullis_policy::Request) {
+    use portcullis_policy::{Factor, Timestamp};
+    let at = r.at.unwrap();
+    r.session.authenticated_at = Some(Timestamp(at.0 - 60));
+    r.session.last_activity = Some(at);
+    r.session.factors = vec![Factor::Password, Factor::Totp];
+    if r.session.elevated_at.is_some() {
+        r.session.elevated_at = Some(Timestamp(at.0 - 30));
+    }
+}
+
+/// Every record of an audit directory, in chain order, as JSON.
+pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
 /// An engine request on the wire, field for field.
 pub fn wire_request(r: &portcullis_policy::Request) -> pb::CheckRequest {
     pb::CheckRequest {
         principal: r.principal.clone(),
         action: r.action.clone(),
-        resource: Some(pb::Resource {
-            r#type: r.resource.resource_type.clone(),
-            id: r.resource.id.clone(),
-            tenant: r.resource.tenant.clone(),
-            attributes: r.resource.attributes.clone().into_iter().collect(),
-        }),
+        resource: Some(wire_resource(&r.resource)),
         session: Some(wire_session(&r.session)),
         at: r.at.map(|t| t.0),
         ..Default::default()
