@@ -5,8 +5,8 @@
 # Usage: bash examples/clients/run.sh   (from anywhere; builds what it needs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build -q -p portcullis-server --bin portcullis
-cargo build -q -p portcullis-example-service
+# The same selection as CI's build step, so features unify the same way and nothing rebuilds.
+cargo build -q --workspace --all-targets
 work=$(mktemp -d)
 grpc=50561
 http=51561
