@@ -2,6 +2,7 @@
 //!
 //! Each field names the rule of `docs/rules.md` it expresses.
 
+use crate::name::Name;
 use crate::request::Request;
 use crate::time::{Seconds, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -341,17 +342,17 @@ pub enum Scope {
     /// Everything the role's permissions name.
     All,
     /// Every resource of one customer account.
-    Tenant(Box<str>),
+    Tenant(Name),
     /// Resources whose owner (the type's `owner_attribute`) is the principal acting, or
     /// the one acted as (R16); of one tenant when `tenant` is given.
     Own {
         /// Only resources of this tenant.
-        tenant: Option<Box<str>>,
+        tenant: Option<Name>,
     },
     /// Listed resources of one type.
     Resources {
         /// Resource type of the ids.
-        resource_type: Box<str>,
+        resource_type: Name,
         /// Resource ids.
         ids: Vec<Box<str>>,
     },
@@ -361,7 +362,7 @@ pub enum Scope {
 #[serde(deny_unknown_fields)]
 struct ResourceList {
     #[serde(rename = "type")]
-    resource_type: Box<str>,
+    resource_type: Name,
     ids: Vec<Box<str>>,
 }
 
@@ -417,7 +418,7 @@ impl<'de> Deserialize<'de> for Scope {
                 let (mut tenant, mut resources, mut own) = (None, None, None);
                 while let Some(key) = map.next_key::<String>()? {
                     let repeated = match key.as_str() {
-                        "tenant" => tenant.replace(map.next_value::<Box<str>>()?).is_some(),
+                        "tenant" => tenant.replace(map.next_value::<Name>()?).is_some(),
                         "resources" => resources.replace(map.next_value::<ResourceList>()?).is_some(),
                         "own" => own.replace(map.next_value::<bool>()?).is_some(),
                         other => return Err(A::Error::unknown_field(other, &["tenant", "resources", "own"])),
@@ -480,17 +481,18 @@ pub struct Approval {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
-    /// Stable id used in decisions and audit; defaults to `grants[N]`.
+    /// Stable id used in decisions and audit; defaults to `grants[N]`. Shared with the
+    /// compiled snapshot rather than copied into it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<Box<str>>,
+    pub id: Option<std::sync::Arc<str>>,
     /// Subject principal (exactly one of `principal` and `group`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<Box<str>>,
+    pub principal: Option<Name>,
     /// Subject group (exactly one of `principal` and `group`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<Box<str>>,
+    pub group: Option<Name>,
     /// Granted role.
-    pub role: Box<str>,
+    pub role: Name,
     /// What the grant reaches.
     pub scope: Scope,
     /// R11: inert before this time.

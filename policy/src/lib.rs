@@ -27,6 +27,7 @@ pub mod decision;
 mod eval;
 pub mod filter;
 pub mod ids;
+pub mod name;
 pub mod overlay;
 mod parse;
 mod principals;

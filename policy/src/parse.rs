@@ -264,8 +264,9 @@ fn yaml_error(e: serde_yaml::Error) -> ParseError {
 }
 
 /// Reads a bundle. Structure only: call [`crate::validate`] for the policy's own rules.
+/// Names its grants repeat (roles, tenants, subjects) are read into shared [`crate::name::Name`]s.
 pub fn parse_bundle(bytes: &[u8], format: Format) -> Result<Bundle, ParseError> {
-    parse(bytes, format)
+    crate::name::interning(|| parse(bytes, format))
 }
 
 /// Reads a policy test file (`tests: [...]`).

@@ -116,7 +116,7 @@ pub(crate) const ANY_TENANT: u32 = u32::MAX;
 /// A bundle grant's conditions and provenance.
 #[derive(Debug)]
 pub(crate) struct CGrant {
-    pub id: Option<Box<str>>,
+    pub id: Option<std::sync::Arc<str>>,
     pub role: u32,
     pub group: Option<u32>,
     pub scope: CScope,

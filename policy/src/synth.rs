@@ -5,6 +5,7 @@ use crate::bundle::{
     AccountStatus, Approval, Bundle, Classification, DenyRule, Grant, Group, Principal, PrincipalKind, ResourceType,
     Role, Scope, Settings, WILDCARD,
 };
+use crate::name::Name;
 use crate::overlay::{Overlay, TemporaryGrant};
 use crate::request::{Factor, Request, Resource, Session};
 use crate::time::{Seconds, Timestamp};
@@ -182,7 +183,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
     for i in 0..rng.random_range(2..=20) {
         let Some(role) = pick(rng, &roles) else { break };
         let on_group = !groups.is_empty() && rng.random_bool(0.25);
-        let (principal, group, grantees): (Option<Box<str>>, Option<Box<str>>, Vec<String>) = if on_group {
+        let (principal, group, grantees): (Option<Name>, Option<Name>, Vec<String>) = if on_group {
             let Some(g) = pick(rng, &groups).cloned() else { continue };
             (None, Some(g.name.as_str().into()), g.members.clone())
         } else {

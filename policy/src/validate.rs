@@ -230,7 +230,8 @@ struct Validator<'a> {
     types: FxHashMap<&'a str, FxHashSet<&'a str>>,
     /// (type, action) pairs that are critical (R8, R12).
     critical: FxHashSet<(&'a str, &'a str)>,
-    roles: FxHashMap<&'a str, &'a Role>,
+    /// Each role with the approvals its grants need (R12), worked out once per role.
+    roles: FxHashMap<&'a str, (&'a Role, u8)>,
     groups: FxHashMap<&'a str, FxHashSet<&'a str>>,
     principals: FxHashSet<&'a str>,
     grant_ids: FxHashSet<&'a str>,
@@ -471,7 +472,8 @@ impl<'a> Validator<'a> {
                 self.err(format!("{path}.max_ttl"), Problem::NotPositive);
             }
             if !duplicate {
-                self.roles.insert(&r.name, r);
+                let needed = r.approvals_needed(&self.bundle.settings, |t, a| self.critical.contains(&(t, a)));
+                self.roles.insert(&r.name, (r, needed));
             }
         }
     }
@@ -549,56 +551,51 @@ impl<'a> Validator<'a> {
     }
 
     fn grant(&mut self, i: usize, g: &'a Grant) {
-        let path = format!("grants[{i}]");
+        // Paths are formatted only for an error: a bundle of 10M grants has few of those.
+        let path = |tail: &str| format!("grants[{i}]{tail}");
         if let Some(id) = &g.id
             && !self.grant_ids.insert(id)
         {
             self.err(
-                format!("{path}.id"),
+                path(".id"),
                 Problem::Duplicate {
                     kind: "grant id",
                     name: id.to_string(),
                 },
             );
         }
-        let grantees: Vec<&str> = match (&g.principal, &g.group) {
+        match (&g.principal, &g.group) {
             (Some(p), None) => {
                 if !self.principals.contains(&**p) {
-                    self.unknown(format!("{path}.principal"), "principal", p);
+                    self.unknown(path(".principal"), "principal", p);
                 }
-                vec![&**p]
             }
-            (None, Some(gr)) => match self.groups.get(&**gr) {
-                Some(members) => members.iter().copied().collect(),
-                None => {
-                    self.unknown(format!("{path}.group"), "group", gr);
-                    Vec::new()
+            (None, Some(gr)) => {
+                if !self.groups.contains_key(&**gr) {
+                    self.unknown(path(".group"), "group", gr);
                 }
-            },
-            _ => {
-                self.err(path.clone(), Problem::Subject);
-                Vec::new()
             }
-        };
+            _ => self.err(path(""), Problem::Subject),
+        }
         // An unknown role hides nothing else: only the checks that need the role are skipped.
-        let role = self.roles.get(&*g.role).copied();
+        let (role, needed) = self.roles.get(&*g.role).copied().unzip();
         if role.is_none() {
-            self.unknown(format!("{path}.role"), "role", &g.role);
+            self.unknown(path(".role"), "role", &g.role);
         }
         match &g.scope {
             Scope::All => {}
             Scope::Tenant(t) | Scope::Own { tenant: Some(t) } if t.is_empty() => {
-                self.err(format!("{path}.scope.tenant"), Problem::Empty)
+                self.err(path(".scope.tenant"), Problem::Empty)
             }
             Scope::Tenant(_) | Scope::Own { .. } => {}
             Scope::Resources { resource_type, ids } => {
                 if !self.types.contains_key(&**resource_type) {
-                    self.unknown(format!("{path}.scope.resources.type"), "resource type", resource_type);
+                    self.unknown(path(".scope.resources.type"), "resource type", resource_type);
                 } else if let Some(role) = role
                     && !role.permissions.contains_key(&**resource_type)
                 {
                     self.err(
-                        format!("{path}.scope.resources.type"),
+                        path(".scope.resources.type"),
                         Problem::ScopeOutsideRole {
                             role: role.name.clone(),
                             resource_type: resource_type.to_string(),
@@ -606,21 +603,21 @@ impl<'a> Validator<'a> {
                     );
                 }
                 if ids.is_empty() {
-                    self.err(format!("{path}.scope.resources.ids"), Problem::Empty);
+                    self.err(path(".scope.resources.ids"), Problem::Empty);
                 }
             }
         }
         if let (Some(nb), Some(ex)) = (g.not_before, g.expires)
             && nb >= ex
         {
-            self.err(format!("{path}.expires"), Problem::EmptyWindow);
+            self.err(path(".expires"), Problem::EmptyWindow);
         }
         if let Some(role) = role
             && role.temporary_only
         {
             match (g.expires, role.max_ttl) {
                 (None, _) => self.err(
-                    format!("{path}.expires"),
+                    path(".expires"),
                     Problem::TemporaryWithoutExpiry {
                         role: role.name.clone(),
                     },
@@ -629,7 +626,7 @@ impl<'a> Validator<'a> {
                     let secs = g.not_before.map_or(0, |nb| ex.0.saturating_sub(nb.0));
                     if g.not_before.is_none() || secs > max.0 {
                         self.err(
-                            format!("{path}.expires"),
+                            path(".expires"),
                             Problem::TtlTooLong {
                                 role: role.name.clone(),
                                 max_secs: max.0,
@@ -641,28 +638,36 @@ impl<'a> Validator<'a> {
                 (Some(_), None) => {}
             }
         }
-        self.approvals(&path, g, role, &grantees);
+        self.approvals(i, g, needed.unwrap_or(0));
     }
 
-    fn approvals(&mut self, path: &str, g: &Grant, role: Option<&Role>, grantees: &[&str]) {
+    /// Whether `id` is a grantee of `g`: its principal or a member of its group (R12).
+    fn is_grantee(&self, g: &Grant, id: &str) -> bool {
+        match (&g.principal, &g.group) {
+            (Some(p), None) => **p == *id,
+            (None, Some(gr)) => self.groups.get(&**gr).is_some_and(|members| members.contains(id)),
+            _ => false,
+        }
+    }
+
+    fn approvals(&mut self, i: usize, g: &Grant, needed: u8) {
+        let path = |tail: &str| format!("grants[{i}].approvals{tail}");
         let mut distinct = FxHashSet::default();
         for (j, a) in g.approvals.iter().enumerate() {
             if !self.principals.contains(&*a.by) {
-                self.unknown(format!("{path}.approvals[{j}].by"), "principal", &a.by);
-            } else if grantees.contains(&&*a.by) {
+                self.unknown(path(&format!("[{j}].by")), "principal", &a.by);
+            } else if self.is_grantee(g, &a.by) {
                 self.err(
-                    format!("{path}.approvals[{j}].by"),
+                    path(&format!("[{j}].by")),
                     Problem::SelfApproval { id: a.by.to_string() },
                 );
             } else {
                 distinct.insert(&*a.by);
             }
         }
-        let Some(role) = role else { return };
-        let needed = role.approvals_needed(&self.bundle.settings, |t, a| self.critical.contains(&(t, a)));
         if distinct.len() < usize::from(needed) {
             self.err(
-                format!("{path}.approvals"),
+                path(""),
                 Problem::MissingApprovals {
                     needed,
                     has: distinct.len(),

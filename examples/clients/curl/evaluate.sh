@@ -31,7 +31,7 @@ answer=$(post /access/v1/evaluations "{
     {\"resource\": {\"type\": \"medical_record\", \"id\": \"r-1\", \"properties\": {\"patient_id\": \"pat-ann\"}}},
     {\"resource\": {\"type\": \"medical_record\", \"id\": \"r-2\", \"properties\": {\"patient_id\": \"pat-bob\"}}},
     {\"resource\": {\"type\": \"medical_record\", \"id\": \"r-3\", \"properties\": {\"patient_id\": \"pat-ann\"}}}]}")
-expect "deny_on_first_deny stops at r-2" "$answer" '^{"evaluations":\[{"context":{[^]]*},"decision":true},{"context":{[^]]*"reason":"no_matching_grant"[^]]*},"decision":false}\]}$'
+expect "deny_on_first_deny stops at r-2" "$answer" '^{"evaluations":\[{"decision":true,"context":{[^]]*}},{"decision":false,"context":{[^]]*"reason":"no_matching_grant"[^]]*}}\]}$'
 
 answer=$(post /access/v1/search/action "{
   \"subject\": {\"type\": \"user\", \"id\": \"pat-ann\"},

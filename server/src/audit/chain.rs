@@ -26,11 +26,15 @@ impl Default for Link {
     }
 }
 
-/// SHA-256 over the canonical form of a record without its `hash` field.
+/// SHA-256 over the canonical form of a record without its `hash` field: its fields
+/// serialized with keys in sorted order (records are flat), whatever order the line had.
 pub fn record_hash(fields: &Map<String, Value>) -> String {
-    let mut canonical = fields.clone();
-    canonical.remove("hash");
-    let text = Value::Object(canonical).to_string();
+    let canonical: std::collections::BTreeMap<&str, &Value> = fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "hash")
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let text = serde_json::to_string(&canonical).unwrap_or_default();
     crate::auth::hex(&Sha256::digest(text.as_bytes()))
 }
 
@@ -117,14 +121,13 @@ pub fn follow(line: &str, link: &Link) -> Result<Link, Break> {
 mod tests {
     use super::*;
 
-    /// A record's canonical JSON: a map's keys serialize sorted.
+    /// A record's canonical JSON: keys in sorted order, as the writer's records have them.
     fn record(n: u64, after: &Link) -> String {
-        let mut m = Map::new();
-        m.insert("principal".into(), Value::from(format!("p{n}")));
-        m.insert("outcome".into(), Value::from("deny"));
-        m.insert("seq".into(), Value::from(after.seq + 1));
-        m.insert("prev".into(), Value::from(after.hash.clone()));
-        Value::Object(m).to_string()
+        format!(
+            r#"{{"outcome":"deny","prev":"{}","principal":"p{n}","seq":{}}}"#,
+            after.hash,
+            after.seq + 1
+        )
     }
 
     #[test]
@@ -148,6 +151,12 @@ mod tests {
 
         let altered = lines[1].replace("\"deny\"", "\"allow\"");
         let after_first = follow(&lines[0], &Link::default()).unwrap();
+        // Key order is not content: the same fields reordered still verify.
+        let reordered = lines[0]
+            .replacen(r#""outcome":"deny","#, "", 1)
+            .replacen('}', r#","outcome":"deny"}"#, 1);
+        assert_ne!(reordered, lines[0]);
+        assert_eq!(follow(&reordered, &Link::default()), Ok(after_first.clone()));
         assert_eq!(follow(&altered, &after_first), Err(Break::Altered { seq: 2 }));
         assert_eq!(
             follow(&lines[2], &after_first),

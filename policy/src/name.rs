@@ -1,0 +1,152 @@
+//! Shared names: the strings a bundle repeats on every grant (the role, the tenant, the
+//! principal or group), held once. While [`interning`] runs (parsing a bundle does), every
+//! [`Name`] deserialized with the same text shares one allocation, so ten million grants
+//! over ten roles and ten thousand tenants hold ten and ten thousand strings, not twenty
+//! million. Outside it a `Name` is simply a reference-counted string.
+
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::RefCell;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// An immutable, cheaply cloned string; equal to and hashed as its text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(Arc::from(s))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(Arc::from(s))
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+                Ok(intern(v))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+thread_local! {
+    /// The names seen by the [`interning`] call running on this thread, if any.
+    static SEEN: RefCell<Option<FxHashSet<Arc<str>>>> = const { RefCell::new(None) };
+}
+
+/// The shared `Name` for `text` while [`interning`] runs; a new one otherwise.
+fn intern(text: &str) -> Name {
+    SEEN.with_borrow_mut(|seen| match seen {
+        Some(set) => match set.get(text) {
+            Some(shared) => Name(Arc::clone(shared)),
+            None => {
+                let shared: Arc<str> = Arc::from(text);
+                set.insert(Arc::clone(&shared));
+                Name(shared)
+            }
+        },
+        None => Name::from(text),
+    })
+}
+
+/// Runs `f` with names deserialized on this thread shared by text; the table is dropped
+/// when `f` returns (or unwinds), so nothing outlives the parse but the names themselves.
+pub(crate) fn interning<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<FxHashSet<Arc<str>>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SEEN.with_borrow_mut(|seen| *seen = previous);
+        }
+    }
+    let _reset = Reset(SEEN.with_borrow_mut(|seen| seen.replace(FxHashSet::default())));
+    f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parsed_together_share_their_text() {
+        let (a, b): (Vec<Name>, Vec<Name>) = interning(|| {
+            (
+                serde_json::from_str(r#"["x","y","x"]"#).unwrap(),
+                serde_json::from_str(r#"["x"]"#).unwrap(),
+            )
+        });
+        assert!(Arc::ptr_eq(&a[0].0, &a[2].0));
+        assert!(Arc::ptr_eq(&a[0].0, &b[0].0));
+        assert!(!Arc::ptr_eq(&a[0].0, &a[1].0));
+        assert_eq!(a[1].as_str(), "y");
+        // Outside `interning` nothing is shared, and nothing was left behind.
+        let c: Vec<Name> = serde_json::from_str(r#"["x","x"]"#).unwrap();
+        assert!(!Arc::ptr_eq(&c[0].0, &c[1].0));
+        assert!(SEEN.with_borrow(Option::is_none));
+    }
+
+    #[test]
+    fn escaped_text_is_read_as_text() {
+        let n: Name = interning(|| serde_json::from_str(r#""a\"b""#).unwrap());
+        assert_eq!(&*n, "a\"b");
+        assert_eq!(serde_json::to_string(&n).unwrap(), r#""a\"b""#);
+    }
+}
