@@ -28,7 +28,7 @@ pub struct Bundle {
     #[serde(default)]
     pub principals: Vec<Principal>,
     /// Role grants with their scope, validity and approvals (R3, R11, R12).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::parse::sized_grants")]
     pub grants: Vec<Grant>,
     /// Explicit deny rules that override every allow (R14).
     #[serde(default)]
@@ -486,7 +486,11 @@ pub struct Grant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<std::sync::Arc<str>>,
     /// Subject principal (exactly one of `principal` and `group`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::name::fresh"
+    )]
     pub principal: Option<Name>,
     /// Subject group (exactly one of `principal` and `group`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -150,6 +150,7 @@ pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             let start = Instant::now();
             let bundle = read_bundle(&file)?;
             let parsed = start.elapsed();
+            let parse_peak = peak_rss_kib();
             let options = CompileOptions {
                 self_check_samples: self_check,
                 ..CompileOptions::default()
@@ -172,6 +173,9 @@ pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
                 );
                 println!("  parse           {:.3} s", parsed.as_secs_f64());
                 println!("  compile + check {:.3} s", built.as_secs_f64());
+                if let Some(peak) = parse_peak {
+                    println!("  peak after parse {:.1} MiB", peak as f64 / 1024.0);
+                }
                 if let Some(peak) = peak_rss_kib() {
                     println!(
                         "  peak memory     {:.1} MiB (process high-water mark)",
