@@ -415,16 +415,26 @@ impl<'de> Deserialize<'de> for Scope {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scope, A::Error> {
                 use serde::de::Error;
+                /// A scope's keys, read without allocating (ten million grants have one each).
+                #[derive(Deserialize)]
+                #[serde(field_identifier, rename_all = "lowercase")]
+                enum Key {
+                    Tenant,
+                    Resources,
+                    Own,
+                }
                 let (mut tenant, mut resources, mut own) = (None, None, None);
-                while let Some(key) = map.next_key::<String>()? {
-                    let repeated = match key.as_str() {
-                        "tenant" => tenant.replace(map.next_value::<Name>()?).is_some(),
-                        "resources" => resources.replace(map.next_value::<ResourceList>()?).is_some(),
-                        "own" => own.replace(map.next_value::<bool>()?).is_some(),
-                        other => return Err(A::Error::unknown_field(other, &["tenant", "resources", "own"])),
+                while let Some(key) = map.next_key::<Key>()? {
+                    let (repeated, name) = match key {
+                        Key::Tenant => (tenant.replace(map.next_value::<Name>()?).is_some(), "tenant"),
+                        Key::Resources => (
+                            resources.replace(map.next_value::<ResourceList>()?).is_some(),
+                            "resources",
+                        ),
+                        Key::Own => (own.replace(map.next_value::<bool>()?).is_some(), "own"),
                     };
                     if repeated {
-                        return Err(A::Error::custom(format!("`{key}` appears twice in one scope")));
+                        return Err(A::Error::custom(format!("`{name}` appears twice in one scope")));
                     }
                 }
                 match (tenant, resources, own) {

@@ -1,6 +1,7 @@
 //! Portcullis policy engine: the bundle format, validation, the compiled snapshot, the
 //! evaluator, row filters, access-review queries and the reference evaluator they are
-//! tested against. Pure library: no I/O, no threads, no clocks except [`Timestamp::now`].
+//! tested against. Pure library: no I/O, no clocks except [`Timestamp::now`], and no threads
+//! but the self-check's scoped ones (joined before it returns).
 //!
 //! ```
 //! use portcullis_policy::{compile, parse_bundle, Format, Overlay, Request, Resource};

@@ -338,6 +338,26 @@ mod tests {
     }
 
     #[test]
+    fn scope_keys_unknown_or_repeated_are_named() {
+        let doc = |scope: &str| format!(r#"{{"grants":[{{"principal":"a","role":"r","scope":{scope}}}]}}"#);
+        let err = parse_bundle(doc(r#"{"tenantx":"t"}"#).as_bytes(), Format::Json).unwrap_err();
+        assert!(
+            err.message
+                .contains("unknown field `tenantx`, expected one of `tenant`, `resources`, `own`"),
+            "{err}"
+        );
+        let err = parse_bundle(doc(r#"{"tenant":"t","tenant":"u"}"#).as_bytes(), Format::Json).unwrap_err();
+        assert!(err.message.contains("`tenant` appears twice in one scope"), "{err}");
+        let ok = parse_bundle(doc(r#"{"own":true,"tenant":"t"}"#).as_bytes(), Format::Json).unwrap();
+        assert_eq!(
+            ok.grants.first().map(|g| &g.scope),
+            Some(&crate::Scope::Own {
+                tenant: Some("t".into())
+            })
+        );
+    }
+
+    #[test]
     fn rejects_unknown_top_level_fields_in_json() {
         let err = parse_bundle(br#"{"rolez": []}"#, Format::Json).unwrap_err();
         assert!(err.message.contains("rolez"), "{err}");
