@@ -1,5 +1,5 @@
 //! Shared names: the strings a bundle repeats on every grant (the role, the tenant, the
-//! principal or group), held once. While [`interning`] runs (parsing a bundle does), every
+//! group, a listed resource type), held once. While [`interning`] runs (parsing a bundle does), every
 //! [`Name`] deserialized with the same text shares one allocation, so ten million grants
 //! over ten roles and ten thousand tenants hold ten and ten thousand strings, not twenty
 //! million. Outside it a `Name` is simply a reference-counted string.

@@ -298,7 +298,7 @@ pub(crate) fn sized_grants<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>
 }
 
 /// Reads a bundle. Structure only: call [`crate::validate`] for the policy's own rules.
-/// Names its grants repeat (roles, tenants, subjects) are read into shared [`crate::name::Name`]s.
+/// Names its grants repeat (roles, tenants, groups) are read into shared [`crate::name::Name`]s.
 pub fn parse_bundle(bytes: &[u8], format: Format) -> Result<Bundle, ParseError> {
     let room = GRANT_ROOM.replace(bytes.len() / MIN_GRANT_BYTES);
     let parsed = crate::name::interning(|| parse(bytes, format));
