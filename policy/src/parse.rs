@@ -286,8 +286,11 @@ pub(crate) fn sized_grants<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>
             f.write_str("a list")
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-            let room = seq.size_hint().unwrap_or_else(|| GRANT_ROOM.get());
-            let mut all = Vec::with_capacity(room);
+            // A format's own hint is not trusted beyond the room (an untrusted document can
+            // claim any length), and a reservation the system refuses just means growing.
+            let room = GRANT_ROOM.get();
+            let mut all = Vec::new();
+            let _ = all.try_reserve(seq.size_hint().map_or(room, |hint| hint.min(room)));
             while let Some(item) = seq.next_element()? {
                 all.push(item);
             }

@@ -310,9 +310,9 @@ pub fn same(a: &Decision, b: &Decision) -> bool {
 
 /// Runs the bundle's tests and `samples` generated requests through both evaluators,
 /// stopping early once `stop` says so. The generated requests are drawn in order from
-/// `seed` and shared among up to [`SELF_CHECK_THREADS`] scoped threads (the reference scans
-/// the whole bundle per request: seconds on ten million grants); mismatches come back in
-/// request order whatever the number of threads.
+/// `seed`, one at a time, by up to [`SELF_CHECK_THREADS`] scoped threads (the reference
+/// scans the whole bundle per request: seconds on ten million grants); mismatches come
+/// back in request order whatever the number of threads.
 pub fn verify(
     bundle: &Bundle,
     snapshot: &Snapshot,
@@ -329,8 +329,21 @@ pub fn verify(
             })
         })
         .collect();
-    let mut rng = synth::rng(seed);
-    let requests: Vec<Request> = (0..samples).map(|_| synth::random_request(bundle, &mut rng)).collect();
+    // Requests are drawn one at a time, in order, from one generator: memory stays flat
+    // however many samples are asked for, and the set drawn does not depend on threads.
+    let next = std::sync::Mutex::new((0usize, synth::rng(seed)));
+    let draw = || -> Option<(usize, Request)> {
+        if stop() {
+            return None;
+        }
+        let mut guard = next.lock().ok()?;
+        let (drawn, rng) = &mut *guard;
+        let i = *drawn;
+        (i < samples).then(|| {
+            *drawn += 1;
+            (i, synth::random_request(bundle, rng))
+        })
+    };
     let compare = |i: usize, req: &Request| {
         let compiled = snapshot.check(req, Overlay::empty());
         let expected = reference::check(bundle, Overlay::empty(), req, snapshot.version());
@@ -346,37 +359,37 @@ pub fn verify(
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .clamp(1, SELF_CHECK_THREADS);
-    let per_thread = requests.len().div_ceil(threads).max(1);
+        .clamp(1, SELF_CHECK_THREADS)
+        .min(samples.max(1));
+    let mut found: Vec<(usize, Mismatch)> = Vec::new();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = requests
-            .chunks(per_thread)
-            .enumerate()
-            .map(|(n, part)| {
-                scope.spawn(move || {
-                    let first = n * per_thread;
-                    let mut found = Vec::new();
-                    for (j, req) in part.iter().enumerate() {
-                        if stop() {
-                            break;
-                        }
-                        found.extend(compare(first + j, req));
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    while let Some((i, req)) = draw() {
+                        mine.extend(compare(i, &req).map(|m| (i, m)));
                     }
-                    found
+                    mine
                 })
             })
             .collect();
         for worker in workers {
             // A panicking evaluator is a failed self-check, never a pass.
             match worker.join() {
-                Ok(found) => out.extend(found),
-                Err(_) => out.push(Mismatch {
-                    what: "generated requests".to_owned(),
-                    detail: "an evaluator panicked".to_owned(),
-                }),
+                Ok(mine) => found.extend(mine),
+                Err(_) => found.push((
+                    usize::MAX,
+                    Mismatch {
+                        what: "generated requests".to_owned(),
+                        detail: "an evaluator panicked".to_owned(),
+                    },
+                )),
             }
         }
     });
+    found.sort_by_key(|(i, _)| *i);
+    out.extend(found.into_iter().map(|(_, m)| m));
     out
 }
 
