@@ -117,6 +117,8 @@ pub struct MetricsExport {
     provider: SdkMeterProvider,
     /// Where the Prometheus exporter keeps what it collects, when `/metrics` is served.
     registry: Option<prometheus::Registry>,
+    /// Whether any reader (Prometheus, OTLP) collects at all.
+    read: bool,
 }
 
 impl MetricsExport {
@@ -151,6 +153,7 @@ impl MetricsExport {
         }
         Ok(MetricsExport {
             provider: builder.build(),
+            read: registry.is_some() || otlp_endpoint.is_some(),
             registry,
         })
     }
@@ -160,8 +163,12 @@ impl MetricsExport {
         self.provider.meter("portcullis")
     }
 
-    /// Registers the observable instruments over `metrics`, `engine` and `audit`.
+    /// Registers the observable instruments over `metrics`, `engine` and `audit`, when a
+    /// reader would call them (with none, the SDK logs an error per instrument at start).
     pub fn observe(&self, metrics: &Arc<Metrics>, engine: &Arc<Engine>, audit: Option<&Arc<Audit>>) {
+        if !self.read {
+            return;
+        }
         let meter = self.meter();
         let m = metrics.clone();
         meter
