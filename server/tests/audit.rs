@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use portcullis_policy::bundle::AuditBackpressure;
 use portcullis_proto::v1 as pb;
-use portcullis_server::audit::{Admit, Audit, AuditRecord, Break, Coverage, SinkConfig, verify};
+use portcullis_server::audit::{Admit, Audit, AuditItem, AuditRecord, Break, Coverage, Deferred, SinkConfig, verify};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -264,6 +264,68 @@ async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
     assert_eq!(principals, vec!["p0", "p1", "p2", "p12"]);
 }
 
+/// A `decisions` record of `n` decisions.
+struct Group(usize);
+
+impl Deferred for Group {
+    fn render(&self) -> AuditRecord<'_> {
+        AuditRecord {
+            kind: "decisions",
+            principal: format!("g{}", self.0).into(),
+            outcome: "deny",
+            decisions: vec![AuditItem::default(); self.0],
+            ..AuditRecord::default()
+        }
+    }
+
+    fn decisions(&self) -> usize {
+        self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_decisions_takes_a_place_in_the_queue_per_decision() {
+    let (dir, config) = stalled_sink("audit-group-places");
+    let audit = Audit::start(config, 4, Coverage::All).unwrap();
+    let fifo = stall(&dir);
+    fill(&audit, 0).await;
+    assert_eq!(
+        audit.submit_deferred(Box::new(Group(3)), AuditBackpressure::Deny).await,
+        Admit::Queued
+    );
+    assert_eq!(audit.queue_depth(), 3);
+    // One place left: a group of two does not fit, a single record does.
+    assert_eq!(
+        audit.submit_deferred(Box::new(Group(2)), AuditBackpressure::Deny).await,
+        Admit::Refused
+    );
+    assert_eq!(audit.submit(record(1), AuditBackpressure::Deny).await, Admit::Queued);
+    let (_, _, refused, _) = audit.counters();
+    assert_eq!(refused, 2, "refusals count decisions");
+    // A group larger than the queue waits for all of it, then goes in alone.
+    let audit = std::sync::Arc::new(audit);
+    let big = {
+        let audit = audit.clone();
+        tokio::spawn(async move {
+            audit
+                .submit_deferred(Box::new(Group(9)), AuditBackpressure::Block)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!big.is_finished(), "block waits for room");
+    let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
+    assert_eq!(big.await.unwrap(), Admit::Queued);
+    audit.close().await;
+    let written = String::from_utf8(reader.join().unwrap()).unwrap();
+    let principals: Vec<Value> = written
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["principal"].clone())
+        .collect();
+    assert_eq!(principals, ["p0", "g3", "p1", "g9"]);
+    assert_eq!(audit.counters().0, 1 + 3 + 1 + 9, "written counts decisions");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
     let dir = temp_dir("audit-deny-policy");
@@ -287,6 +349,27 @@ async fn under_the_deny_policy_a_stalled_trail_turns_allows_into_denies() {
     // reads are denied rather than allowed without their record.
     assert_eq!(reasons.first().map(String::as_str), Some("granted"));
     assert_eq!(reasons.last().map(String::as_str), Some("audit_unavailable"));
+    // A CheckResources call's record does not fit either: every allow in it is denied.
+    let ann = ann_reads();
+    let resources = c
+        .check_resources(pb::CheckResourcesRequest {
+            principal: ann.principal.clone(),
+            session: ann.session.clone(),
+            at: ann.at,
+            items: vec![pb::ResourceActions {
+                resource: ann.resource.clone(),
+                actions: vec!["read".into(), "read".into()],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resources.decisions.len(), 2);
+    for d in &resources.decisions {
+        assert_eq!(d.reason(), pb::ReasonCode::AuditUnavailable, "{resources:?}");
+        reasons.push("audit_unavailable".into());
+    }
     // Each decision is counted once, as it was sent (A1): a forced deny is not also an allow.
     let body = http_get(port, "/metrics").await;
     let count = |reason: &str| reasons.iter().filter(|r| *r == reason).count();

@@ -1,6 +1,7 @@
 //! CheckResources on a real server: for random principals, sessions and resources, every
-//! compact decision equals the Check of the single request; its audit records equal the
-//! records those Checks write; malformed calls are refused naming the item.
+//! compact decision equals the Check of the single request; its one `decisions` audit
+//! record, flattened, equals the records those Checks write; malformed calls are refused
+//! naming the item.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -210,19 +211,29 @@ async fn audit_records_equal_those_of_the_single_checks() {
     server.stop().await.unwrap();
 
     let all = audit_records(&dir.join("audit"));
-    assert_eq!(all.len() % 2, 0, "{all:#?}");
-    let (singles, batch) = all.split_at(all.len() / 2);
+    let (group, singles) = all.split_last().unwrap();
     assert!(singles.len() >= 2, "{all:#?}");
-    assert_eq!(stable(singles), stable(batch));
-    // One call, one trace.
-    assert!(
-        batch.iter().all(|r| r["trace_id"] == batch[0]["trace_id"]),
-        "{batch:#?}"
-    );
+    assert!(singles.iter().all(|r| r["kind"] == "decision"), "{all:#?}");
+    // One call, one record: its decisions in the call's order, one trace.
+    assert_eq!(group["kind"], "decisions", "{group:#}");
+    assert_eq!(group["outcome"], "mixed", "{group:#}");
+    let flat = portcullis_server::audit::flatten(group.clone());
+    assert_eq!(stable(singles), stable(&flat));
+    assert!(flat.iter().all(|r| r["trace_id"] == group["trace_id"]), "{flat:#?}");
     assert_eq!(
         portcullis_server::audit::verify(&dir.join("audit")).unwrap(),
         Ok(all.len() as u64)
     );
+    // `audit export` writes the same, one decision per line.
+    let mut exported = Vec::new();
+    let lines = portcullis_server::audit::export(&dir.join("audit"), &mut exported).unwrap();
+    let exported: Vec<Value> = String::from_utf8(exported)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines as usize, singles.len() * 2);
+    assert_eq!(exported, [singles, &flat[..]].concat());
 }
 
 #[tokio::test]

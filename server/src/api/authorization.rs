@@ -5,7 +5,7 @@ use crate::clock::{DecisionTime, TimePolicy};
 use crate::convert;
 use crate::engine::{Engine, Live};
 use crate::status::{behind, not_serving, stale};
-use portcullis_policy::{Listing, Overlay, Target};
+use portcullis_policy::{Decision, Listing, Overlay, Target};
 use portcullis_proto::v1 as pb;
 use portcullis_proto::v1::authorization_service_server::AuthorizationService;
 use std::sync::Arc;
@@ -214,24 +214,27 @@ impl AuthorizationService for AuthorizationApi {
                 ..Default::default()
             };
             let mut call = CallAudit::new(&caller, &live);
+            let mut notes = self.telemetry.notes(&mut call, &request, time);
             let mut decided = Vec::with_capacity(asked);
             let items = r
                 .items
                 .into_iter()
                 .map(|i| (convert::resource(i.resource.unwrap_or_default()), i.actions));
             live.snapshot.check_each(&mut request, items, &overlay, |req, d| {
-                let note = self.telemetry.note(&mut call, req, time, &d);
-                decided.push((d, note));
+                if let Some(notes) = &mut notes {
+                    notes.add(decided.len(), req, &d);
+                }
+                decided.push(d);
             });
-            if decided.iter().any(|(d, _)| d.is_allowed()) {
+            if decided.iter().any(Decision::is_allowed) {
                 self.observe_login(&request, time);
             }
+            self.telemetry.settle_all(&call, notes, &mut decided).await;
             let mut rules = convert::RuleTable::default();
-            let mut decisions = Vec::with_capacity(decided.len());
-            for (d, note) in decided {
-                let d = self.telemetry.settle(&call, note, d).await;
-                decisions.push(convert::compact(&live.snapshot, d, r.hide_forbidden, &mut rules));
-            }
+            let decisions = decided
+                .into_iter()
+                .map(|d| convert::compact(&live.snapshot, d, r.hide_forbidden, &mut rules))
+                .collect();
             Ok(Response::new(pb::CheckResourcesResponse {
                 decisions,
                 rules: rules.into_names(),

@@ -1,7 +1,7 @@
 //! What the services record about each call: metrics, and audit records (A1) built from
 //! the caller's identity, the request and the decision.
 
-use crate::audit::{Admit, Audit, AuditRecord, Deferred};
+use crate::audit::{Admit, Audit, AuditItem, AuditRecord, Deferred};
 use crate::clock::DecisionTime;
 use crate::engine::Live;
 use crate::metrics::Metrics;
@@ -165,59 +165,222 @@ struct CallNote {
 #[derive(Debug)]
 pub struct Note(Box<DecisionNote>);
 
-/// A decision's audit record as the request thread hands it over: the request's names,
-/// the engine's decision and the call it belongs to; no formatting or hashing yet.
+/// What a decision's record says of its resource, copied from the request.
+#[derive(Debug, PartialEq)]
+struct ResourceNote {
+    resource_type: String,
+    id: String,
+    tenant: Option<String>,
+}
+
+impl ResourceNote {
+    fn of(r: &portcullis_policy::Resource) -> Self {
+        ResourceNote {
+            resource_type: r.resource_type.clone(),
+            id: r.id.clone(),
+            tenant: r.tenant.clone(),
+        }
+    }
+
+    fn is(&self, r: &portcullis_policy::Resource) -> bool {
+        self.resource_type == r.resource_type && self.id == r.id && self.tenant == r.tenant
+    }
+}
+
+/// Who asked and when, as a record names them: what the decisions of a record share.
 #[derive(Debug)]
-struct DecisionNote {
+struct AskNote {
     call: Arc<CallNote>,
     at: std::time::SystemTime,
     principal: String,
     acting_as: Option<String>,
-    action: String,
-    resource_type: String,
-    resource_id: String,
-    tenant: Option<String>,
+    /// The session's break-glass reason; recorded only with a decision that used it.
     break_glass_reason: Option<String>,
     time: DecisionTime,
-    decision: Decision,
 }
 
-impl Deferred for DecisionNote {
-    fn render(&self) -> AuditRecord<'_> {
+impl AskNote {
+    fn of(call: Arc<CallNote>, req: &Request, time: DecisionTime) -> Self {
+        AskNote {
+            call,
+            at: std::time::SystemTime::now(),
+            principal: req.principal.clone(),
+            acting_as: req.session.acting_as.clone(),
+            break_glass_reason: req.session.break_glass_reason.clone(),
+            time,
+        }
+    }
+
+    /// A record with the shared fields filled in; `kind` and `outcome` are the caller's.
+    fn record(&self, kind: &'static str, outcome: &'static str, break_glass: bool) -> AuditRecord<'_> {
         let (client, trace_id) = self
             .call
             .rendered
             .get_or_init(|| (self.call.caller.client(), self.call.caller.trace_id()));
-        let d = &self.decision;
-        let flagged = d.flags.break_glass || d.flags.impersonated;
         AuditRecord {
             time: humantime::format_rfc3339_millis(self.at).to_string().into(),
-            kind: "decision",
-            severity: if flagged { "high" } else { "info" },
+            kind,
+            outcome,
             principal: self.principal.as_str().into(),
             acting_as: self.acting_as.as_deref().map(Into::into),
-            action: self.action.as_str().into(),
-            resource_type: self.resource_type.as_str().into(),
-            resource_id: self.resource_id.as_str().into(),
-            tenant: self.tenant.as_deref().map(Into::into),
-            outcome: if d.is_allowed() { "allow" } else { "deny" },
-            reason: d.reason.as_str().into(),
-            requirement: d.reason.rule_id().into(),
-            rule: d
-                .rule
-                .as_ref()
-                .map(|r| self.call.live.snapshot.rule_name(r))
-                .unwrap_or_default(),
-            version: d.version,
-            break_glass: d.flags.break_glass,
+            break_glass_reason: self
+                .break_glass_reason
+                .as_deref()
+                .filter(|_| break_glass)
+                .map(Into::into),
             caller_time: self.time.caller_set,
             decision_time: self.time.at.to_string().into(),
-            break_glass_reason: self.break_glass_reason.as_deref().map(Into::into),
             client: client.as_str().into(),
             trace_id: trace_id.as_str().into(),
             replica: (*self.call.replica).into(),
             ..AuditRecord::default()
         }
+    }
+
+    /// What is a decision's own in its record.
+    fn item<'a>(&'a self, action: &'a str, resource: &'a ResourceNote, d: &'a Decision) -> AuditItem<'a> {
+        let flagged = d.flags.break_glass || d.flags.impersonated;
+        AuditItem {
+            action: action.into(),
+            break_glass: d.flags.break_glass,
+            outcome: outcome(d),
+            reason: d.reason.as_str().into(),
+            requirement: d.reason.rule_id().into(),
+            resource_id: resource.id.as_str().into(),
+            resource_type: resource.resource_type.as_str().into(),
+            rule: d
+                .rule
+                .as_ref()
+                .map(|r| self.call.live.snapshot.rule_name(r))
+                .unwrap_or_default(),
+            severity: if flagged { "high" } else { "info" },
+            tenant: resource.tenant.as_deref().map(Into::into),
+        }
+    }
+}
+
+fn outcome(d: &Decision) -> &'static str {
+    if d.is_allowed() { "allow" } else { "deny" }
+}
+
+/// The decision as a record keeps it (no trace).
+fn kept(d: &Decision) -> Decision {
+    Decision {
+        trace: None,
+        rule: d.rule.clone(),
+        ..*d
+    }
+}
+
+/// A decision's audit record as the request thread hands it over: the request's names,
+/// the engine's decision and the call it belongs to; no formatting or hashing yet.
+#[derive(Debug)]
+struct DecisionNote {
+    ask: AskNote,
+    action: String,
+    resource: ResourceNote,
+    decision: Decision,
+}
+
+impl Deferred for DecisionNote {
+    fn render(&self) -> AuditRecord<'_> {
+        let d = &self.decision;
+        let item = self.ask.item(&self.action, &self.resource, d);
+        AuditRecord {
+            severity: item.severity,
+            action: item.action,
+            break_glass: item.break_glass,
+            reason: item.reason,
+            requirement: item.requirement,
+            resource_id: item.resource_id,
+            resource_type: item.resource_type,
+            rule: item.rule,
+            tenant: item.tenant,
+            version: d.version,
+            ..self.ask.record("decision", item.outcome, d.flags.break_glass)
+        }
+    }
+}
+
+/// The records a call that decides many things for one principal (CheckResources) owes:
+/// one `decisions` record, filled in as the engine decides.
+#[derive(Debug)]
+pub struct Notes<'a> {
+    audit: &'a Audit,
+    live: &'a Live,
+    group: Box<GroupNote>,
+    /// Which of the call's decisions are in the record.
+    noted: Vec<usize>,
+}
+
+/// A `decisions` record as the request thread hands it over.
+#[derive(Debug)]
+struct GroupNote {
+    ask: AskNote,
+    /// The resources decided, each once per run of decisions on it.
+    resources: Vec<ResourceNote>,
+    /// (index into `resources`, action, decision).
+    items: Vec<(u32, String, Decision)>,
+}
+
+impl Notes<'_> {
+    /// Adds the `n`th decision of the call, `d` of `req`, when A1 wants its record.
+    pub fn add(&mut self, n: usize, req: &Request, d: &Decision) {
+        let sensitive = self.live.snapshot.is_sensitive(&req.resource.resource_type);
+        if !self
+            .audit
+            .wants(d.is_allowed(), sensitive, d.flags.break_glass, d.flags.impersonated)
+        {
+            return;
+        }
+        let g = &mut self.group;
+        if !g.resources.last().is_some_and(|r| r.is(&req.resource)) {
+            g.resources.push(ResourceNote::of(&req.resource));
+        }
+        let resource = u32::try_from(g.resources.len() - 1).unwrap_or(u32::MAX);
+        g.items.push((resource, req.action.clone(), kept(d)));
+        self.noted.push(n);
+    }
+}
+
+impl Deferred for GroupNote {
+    fn decisions(&self) -> usize {
+        self.items.len()
+    }
+
+    fn render(&self) -> AuditRecord<'_> {
+        let decisions: Vec<AuditItem<'_>> = self
+            .items
+            .iter()
+            .map(|(r, action, d)| match self.resources.get(*r as usize) {
+                Some(resource) => self.ask.item(action, resource, d),
+                None => AuditItem::default(),
+            })
+            .collect();
+        let agreed = decisions
+            .first()
+            .map(|i| i.outcome)
+            .filter(|o| decisions.iter().all(|i| i.outcome == *o));
+        let break_glass = decisions.iter().any(|i| i.break_glass);
+        AuditRecord {
+            severity: if decisions.iter().any(|i| i.severity == "high") {
+                "high"
+            } else {
+                "info"
+            },
+            version: self.items.first().map_or(0, |(_, _, d)| d.version),
+            decisions,
+            ..self.ask.record("decisions", agreed.unwrap_or("mixed"), break_glass)
+        }
+    }
+}
+
+/// An allow whose record the trail refused becomes a deny (`audit_unavailable`, A1).
+fn refuse(d: &mut Decision) {
+    if d.is_allowed() {
+        d.effect = Effect::Deny;
+        d.reason = Reason::AuditUnavailable;
+        d.rule = None;
     }
 }
 
@@ -252,22 +415,52 @@ impl Telemetry {
             return None;
         }
         Some(Note(Box::new(DecisionNote {
-            call: call.shared(&self.replica),
-            at: std::time::SystemTime::now(),
-            principal: req.principal.clone(),
-            acting_as: req.session.acting_as.clone(),
+            ask: AskNote::of(call.shared(&self.replica), req, time),
             action: req.action.clone(),
-            resource_type: req.resource.resource_type.clone(),
-            resource_id: req.resource.id.clone(),
-            tenant: req.resource.tenant.clone(),
-            break_glass_reason: req.session.break_glass_reason.clone().filter(|_| d.flags.break_glass),
-            time,
-            decision: Decision {
-                trace: None,
-                rule: d.rule.clone(),
-                ..*d
-            },
+            resource: ResourceNote::of(&req.resource),
+            decision: kept(d),
         })))
+    }
+
+    /// The `decisions` record of a call asking for `req.principal` at `time` (its
+    /// resource and action are ignored), when the trail is on. Fill it with
+    /// [`Notes::add`] and offer it with [`Telemetry::settle_all`].
+    pub fn notes<'a>(&'a self, call: &mut CallAudit<'a>, req: &Request, time: DecisionTime) -> Option<Notes<'a>> {
+        let audit = self.audit.as_deref()?;
+        let ask = AskNote::of(call.shared(&self.replica), req, time);
+        Some(Notes {
+            audit,
+            live: call.live,
+            group: Box::new(GroupNote {
+                ask,
+                resources: Vec::new(),
+                items: Vec::new(),
+            }),
+            noted: Vec::new(),
+        })
+    }
+
+    /// Offers the call's `decisions` record (when it holds any) and counts every decision
+    /// as sent: when the trail refused the record, each allow in it becomes a deny
+    /// (`audit_unavailable`, A1).
+    pub async fn settle_all(&self, call: &CallAudit<'_>, notes: Option<Notes<'_>>, decisions: &mut [Decision]) {
+        if let Some(Notes {
+            audit, group, noted, ..
+        }) = notes
+            && !noted.is_empty()
+        {
+            let mode = call.live.snapshot.settings().audit_on_backpressure;
+            if audit.submit_deferred(group, mode).await == Admit::Refused {
+                for n in noted {
+                    if let Some(d) = decisions.get_mut(n) {
+                        refuse(d);
+                    }
+                }
+            }
+        }
+        for d in decisions.iter() {
+            self.metrics.decision(d.effect, d.reason);
+        }
     }
 
     /// Offers `note` (the record of `d`) to the trail and counts the decision as sent:
@@ -280,16 +473,10 @@ impl Telemetry {
             }
             _ => false,
         };
-        let d = if refused && d.is_allowed() {
-            Decision {
-                effect: Effect::Deny,
-                reason: Reason::AuditUnavailable,
-                rule: None,
-                ..d
-            }
-        } else {
-            d
-        };
+        let mut d = d;
+        if refused {
+            refuse(&mut d);
+        }
         self.metrics.decision(d.effect, d.reason);
         d
     }

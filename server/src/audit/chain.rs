@@ -2,8 +2,10 @@
 //! its canonical JSON (keys sorted), so an altered, inserted or deleted record breaks the
 //! chain at a place `portcullis audit verify` can name.
 
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// `prev` of the first record ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -27,15 +29,32 @@ impl Default for Link {
 }
 
 /// SHA-256 over the canonical form of a record without its `hash` field: its fields
-/// serialized with keys in sorted order (records are flat), whatever order the line had.
+/// serialized with keys in sorted order at every level, whatever order the line had.
 pub fn record_hash(fields: &Map<String, Value>) -> String {
-    let canonical: std::collections::BTreeMap<&str, &Value> = fields
+    let canonical: BTreeMap<&str, Canonical<'_>> = fields
         .iter()
         .filter(|(k, _)| k.as_str() != "hash")
-        .map(|(k, v)| (k.as_str(), v))
+        .map(|(k, v)| (k.as_str(), Canonical(v)))
         .collect();
     let text = serde_json::to_string(&canonical).unwrap_or_default();
     crate::auth::hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// A JSON value serialized with every object's keys in sorted order (the form the writer
+/// hashes), whichever order its maps keep.
+pub struct Canonical<'a>(pub &'a Value);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(m) => {
+                let sorted: BTreeMap<&str, Canonical<'_>> = m.iter().map(|(k, v)| (k.as_str(), Canonical(v))).collect();
+                sorted.serialize(s)
+            }
+            Value::Array(items) => s.collect_seq(items.iter().map(Canonical)),
+            other => other.serialize(s),
+        }
+    }
 }
 
 /// Appends the hash to a record's canonical JSON in `line` (an object with keys in sorted
@@ -157,6 +176,21 @@ mod tests {
             .replacen('}', r#","outcome":"deny"}"#, 1);
         assert_ne!(reordered, lines[0]);
         assert_eq!(follow(&reordered, &Link::default()), Ok(after_first.clone()));
+        // Also inside a `decisions` record's items.
+        let mut grouped = br#"{"decisions":[{"action":"read","outcome":"allow"}],"prev":"0","seq":1}"#.to_vec();
+        seal(&mut grouped);
+        let grouped = String::from_utf8(grouped).unwrap();
+        let inner = grouped.replace(
+            r#"{"action":"read","outcome":"allow"}"#,
+            r#"{"outcome":"allow","action":"read"}"#,
+        );
+        assert_ne!(inner, grouped);
+        let start = Link {
+            seq: 0,
+            hash: "0".into(),
+        };
+        assert_eq!(follow(&inner, &start), follow(&grouped, &start));
+        assert!(follow(&inner, &start).is_ok());
         assert_eq!(follow(&altered, &after_first), Err(Break::Altered { seq: 2 }));
         assert_eq!(
             follow(&lines[2], &after_first),

@@ -3,24 +3,31 @@
 //! Decisions travel as compact [`Deferred`] records; their text, JSON and hash are made on
 //! the sink thread.
 //!
+//! The queue's capacity counts decisions, not messages: a `decisions` record of a
+//! CheckResources call takes one place per decision, so what waits is bounded whatever the
+//! calls look like.
+//!
 //! Durability: the sink fsyncs every `sync_every` (default 100 ms) while it has unsynced
 //! records. A crash loses at most the records not yet fsynced: those still queued (up to
-//! the queue capacity, default 65,536) and those written in the last `sync_every`. A
-//! graceful shutdown writes and fsyncs everything queued before the process exits.
+//! the queue capacity, default 65,536 decisions) and those written in the last
+//! `sync_every`. A graceful shutdown writes and fsyncs everything queued before the
+//! process exits.
 
 mod chain;
+mod export;
 mod record;
 mod sink;
 
 pub use chain::{Break, GENESIS};
-pub use record::AuditRecord;
+pub use export::{export, flatten};
+pub use record::{AuditItem, AuditRecord};
 pub use sink::{Broken, SinkConfig, verify};
 
 use portcullis_policy::bundle::AuditBackpressure;
 use sink::FileSink;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, mpsc};
 
 enum Msg {
     Record(Box<AuditRecord<'static>>),
@@ -33,7 +40,15 @@ enum Msg {
 pub trait Deferred: Send + 'static {
     /// The full record, borrowing from `self` (its `id` is set by the writer).
     fn render(&self) -> AuditRecord<'_>;
+
+    /// How many decisions the record holds (its places in the queue).
+    fn decisions(&self) -> usize {
+        1
+    }
 }
+
+/// A message and the places in the queue it holds, given back once it is written.
+type Queued = (Msg, u32);
 
 /// Record ids: `<server start>-<counter>`.
 #[derive(Debug)]
@@ -79,7 +94,8 @@ const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 struct Writer {
     config: SinkConfig,
     sink: Option<FileSink>,
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::UnboundedReceiver<Queued>,
+    room: Arc<Semaphore>,
     errors: std::sync::Arc<AtomicU64>,
     healthy: std::sync::Arc<AtomicBool>,
     written: std::sync::Arc<AtomicU64>,
@@ -87,8 +103,10 @@ struct Writer {
 }
 
 impl Writer {
-    /// Writes the record of a message (rendering it if it came compact); false on `Stop`.
-    fn take(&mut self, msg: Msg) -> bool {
+    /// Gives a message's places in the queue back and writes its record (rendering it if
+    /// it came compact); false on `Stop`.
+    fn take(&mut self, (msg, places): Queued) -> bool {
+        self.room.add_permits(places as usize);
         match msg {
             Msg::Record(mut r) => self.pending(&mut r),
             Msg::Deferred(d) => {
@@ -157,7 +175,8 @@ impl Writer {
         let Some(sink) = &mut self.sink else { return };
         match sink.write(r) {
             Ok(()) => {
-                self.written.fetch_add(1, Ordering::Relaxed);
+                self.written
+                    .fetch_add(r.decisions.len().max(1) as u64, Ordering::Relaxed);
                 if sink.sync_due() {
                     self.sync();
                 }
@@ -225,8 +244,10 @@ impl Writer {
 /// Handle to the audit trail, shared by every service.
 #[derive(Debug)]
 pub struct Audit {
-    tx: mpsc::Sender<Msg>,
-    capacity: usize,
+    tx: mpsc::UnboundedSender<Queued>,
+    /// Free places in the queue (decisions).
+    room: Arc<Semaphore>,
+    capacity: u32,
     coverage: Coverage,
     dropped: AtomicU64,
     refused: AtomicU64,
@@ -251,7 +272,9 @@ impl Audit {
     /// Opens the sink (failing now if it cannot) and starts its thread.
     pub fn start(config: SinkConfig, capacity: usize, coverage: Coverage) -> std::io::Result<Audit> {
         let sink = FileSink::open(config.clone())?;
-        let (tx, rx) = mpsc::channel::<Msg>(capacity.max(1));
+        let capacity = u32::try_from(capacity.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+        let (tx, rx) = mpsc::unbounded_channel::<Queued>();
+        let room = Arc::new(Semaphore::new(capacity as usize));
         let write_errors = std::sync::Arc::new(AtomicU64::new(0));
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
         let written = std::sync::Arc::new(AtomicU64::new(0));
@@ -266,6 +289,7 @@ impl Audit {
             config,
             sink: Some(sink),
             rx,
+            room: room.clone(),
             errors: write_errors.clone(),
             healthy: healthy.clone(),
             written: written.clone(),
@@ -276,7 +300,8 @@ impl Audit {
             .spawn(move || writer.run())?;
         Ok(Audit {
             tx,
-            capacity: capacity.max(1),
+            room,
+            capacity,
             coverage,
             dropped: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -300,42 +325,49 @@ impl Audit {
 
     /// Offers a record under the policy's backpressure rule.
     pub async fn submit(&self, record: AuditRecord<'static>, mode: AuditBackpressure) -> Admit {
-        self.offer(Msg::Record(Box::new(record)), mode).await
+        self.offer(Msg::Record(Box::new(record)), 1, mode).await
     }
 
-    /// Offers a compact record, rendered on the writer thread, under the same rule.
+    /// Offers a compact record, rendered on the writer thread, under the same rule. It
+    /// takes a place in the queue per decision (all of the queue at most).
     pub async fn submit_deferred(&self, record: Box<dyn Deferred>, mode: AuditBackpressure) -> Admit {
-        self.offer(Msg::Deferred(record), mode).await
+        let decisions = record.decisions();
+        self.offer(Msg::Deferred(record), decisions, mode).await
     }
 
-    async fn offer(&self, msg: Msg, mode: AuditBackpressure) -> Admit {
+    async fn offer(&self, msg: Msg, decisions: usize, mode: AuditBackpressure) -> Admit {
+        let places = u32::try_from(decisions).unwrap_or(u32::MAX).clamp(1, self.capacity);
         let healthy = self.healthy.load(Ordering::Relaxed);
-        let admit = match (mode, healthy) {
-            (AuditBackpressure::Drop, _) => match self.tx.try_send(msg) {
-                Ok(()) if healthy => Admit::Queued,
-                _ => Admit::Dropped,
-            },
-            (_, false) => Admit::Refused,
-            (AuditBackpressure::Block, true) => match self.tx.send(msg).await {
-                Ok(()) => Admit::Queued,
-                Err(_) => Admit::Refused,
-            },
-            (AuditBackpressure::Deny, true) => match self.tx.try_send(msg) {
-                Ok(()) => Admit::Queued,
-                Err(_) => Admit::Refused,
-            },
+        let room = match (mode, healthy) {
+            (AuditBackpressure::Block, true) => self.room.acquire_many(places).await.map(|p| p.forget()).is_ok(),
+            (AuditBackpressure::Deny, true) | (AuditBackpressure::Drop, _) => {
+                self.room.try_acquire_many(places).map(|p| p.forget()).is_ok()
+            }
+            (AuditBackpressure::Block | AuditBackpressure::Deny, false) => false,
         };
+        // The writer gives the places back when it takes the record.
+        let sent = room && self.tx.send((msg, places)).is_ok();
+        if room && !sent {
+            self.room.add_permits(places as usize);
+        }
+        let admit = match (sent, mode) {
+            (true, _) if healthy => Admit::Queued,
+            // Queued behind a failed disk: it may never be written (`drop` only).
+            (_, AuditBackpressure::Drop) => Admit::Dropped,
+            (_, _) => Admit::Refused,
+        };
+        let lost = decisions as u64;
         match admit {
-            Admit::Dropped => self.dropped.fetch_add(1, Ordering::Relaxed),
-            Admit::Refused => self.refused.fetch_add(1, Ordering::Relaxed),
+            Admit::Dropped => self.dropped.fetch_add(lost, Ordering::Relaxed),
+            Admit::Refused => self.refused.fetch_add(lost, Ordering::Relaxed),
             Admit::Queued => 0,
         };
         admit
     }
 
-    /// Records waiting for the sink.
+    /// Decisions waiting for the sink.
     pub fn queue_depth(&self) -> usize {
-        self.capacity.saturating_sub(self.tx.capacity())
+        (self.capacity as usize).saturating_sub(self.room.available_permits())
     }
 
     /// Counters: (written, dropped, refused, write errors).
@@ -350,7 +382,7 @@ impl Audit {
 
     /// Writes and fsyncs everything queued, then stops the sink. Idempotent.
     pub async fn close(&self) {
-        let _ = self.tx.send(Msg::Stop).await;
+        let _ = self.tx.send((Msg::Stop, 0));
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;

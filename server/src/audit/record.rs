@@ -11,6 +11,11 @@ pub type Text<'a> = Cow<'a, str>;
 /// borrows where it can (a decision's record borrows from its compact note), so the writer
 /// allocates little per record.
 ///
+/// A call that decides many things for one principal (CheckResources) is one record of
+/// kind `decisions`: what the decisions share (principal, session, times, caller, version)
+/// once, and each decision's own fields in `decisions`, in the call's order.
+/// [`flatten`](super::flatten) turns it back into one `decision` record per decision.
+///
 /// INVARIANT: fields are declared in alphabetical order, so the record's JSON is its
 /// canonical form (keys sorted) and can be hashed as serialized, with no second pass.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -18,7 +23,8 @@ pub struct AuditRecord<'a> {
     /// R16: the account acted as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acting_as: Option<Text<'a>>,
-    /// Action, or the admin operation.
+    /// Action, or the admin operation (empty in a `decisions` record: each item has its own).
+    #[serde(skip_serializing_if = "blank")]
     pub action: Text<'a>,
     /// R15: emergency access.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -34,20 +40,25 @@ pub struct AuditRecord<'a> {
     /// The time the decision was evaluated at (RFC 3339); empty for admin records.
     #[serde(skip_serializing_if = "blank")]
     pub decision_time: Text<'a>,
+    /// A `decisions` record's decisions, in the order the call asked for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<AuditItem<'a>>,
     /// Free-form details of admin calls (version pushed, ticket, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Text<'a>>,
     /// Unique id: `<server start>-<counter>`.
     pub id: Text<'a>,
-    /// `decision` or `admin`.
+    /// `decision`, `decisions`, `admin`, `refused` or `audit_recovered`.
     pub kind: &'static str,
-    /// `allow`, `deny`, `ok` or `failed`.
+    /// `allow`, `deny`, `ok` or `failed`; for `decisions`, `allow` or `deny` when all its
+    /// decisions agree, else `mixed`.
     pub outcome: &'static str,
     /// Hash of the previous record (set by the sink).
     pub prev: Text<'a>,
     /// The principal (the real one when impersonating).
     pub principal: Text<'a>,
-    /// Reason code (`granted`, `session_idle`, ...) or admin result.
+    /// Reason code (`granted`, `session_idle`, ...) or admin result (empty in `decisions`).
+    #[serde(skip_serializing_if = "blank")]
     pub reason: Text<'a>,
     /// The replica that decided (config `replica_id`, default the host name).
     pub replica: Text<'a>,
@@ -78,6 +89,37 @@ pub struct AuditRecord<'a> {
     pub version: u64,
 }
 
+/// One decision of a `decisions` record: what is its own. INVARIANT: fields in
+/// alphabetical order, as in [`AuditRecord`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditItem<'a> {
+    /// The action asked.
+    pub action: Text<'a>,
+    /// R15: emergency access was used for this decision.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// `allow` or `deny`.
+    pub outcome: &'static str,
+    /// Reason code.
+    pub reason: Text<'a>,
+    /// Requirement id.
+    #[serde(skip_serializing_if = "blank")]
+    pub requirement: Text<'a>,
+    /// Resource id.
+    #[serde(skip_serializing_if = "blank")]
+    pub resource_id: Text<'a>,
+    /// Resource type.
+    pub resource_type: Text<'a>,
+    /// Grant or deny rule that decided.
+    #[serde(skip_serializing_if = "blank")]
+    pub rule: Text<'a>,
+    /// `high` for break-glass and impersonation, `info` otherwise.
+    pub severity: &'static str,
+    /// Resource tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Text<'a>>,
+}
+
 fn blank(t: &Text<'_>) -> bool {
     t.is_empty()
 }
@@ -93,10 +135,18 @@ mod tests {
             tenant: Some("t".into()),
             seq: 7,
             break_glass: true,
+            decisions: vec![AuditItem {
+                action: "read".into(),
+                break_glass: true,
+                requirement: "R2".into(),
+                tenant: Some("t".into()),
+                ..AuditItem::default()
+            }],
             ..AuditRecord::default()
         };
         let direct = serde_json::to_string(&r).unwrap();
-        let via_map = serde_json::to_value(&r).unwrap().to_string();
+        let via_map =
+            serde_json::to_string(&crate::audit::chain::Canonical(&serde_json::to_value(&r).unwrap())).unwrap();
         assert_eq!(direct, via_map, "field order must be alphabetical");
     }
 }

@@ -71,6 +71,13 @@ enum AuditCommand {
         #[arg(required = true)]
         dirs: Vec<std::path::PathBuf>,
     },
+    /// Print a directory's records as JSON lines, one decision per line: a CheckResources
+    /// call's `decisions` record becomes a `decision` record per decision (for a SIEM or
+    /// `jq`). Does not check the chain: run `verify` for that.
+    Export {
+        /// Audit directory (e.g. `data/audit`).
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Runs a parsed command line; the exit code says whether it succeeded.
@@ -103,6 +110,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(if intact { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Audit(AuditCommand::Export { dir }) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::audit::export(&dir, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::TokenDigest { token } => {
             println!("{}", crate::auth::digest_hex(&token));
