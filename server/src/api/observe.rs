@@ -89,8 +89,8 @@ impl Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::auth::bearer_token)
         {
-            let digest = crate::auth::hex(&Sha256::digest(token.as_bytes()));
-            client.push_str(&format!(" token:{}", digest.get(..12).unwrap_or_default()));
+            client.push_str(" token:");
+            client.push_str(&fingerprint(token));
         }
         if self.mtls {
             client.push_str(" mtls");
@@ -218,7 +218,7 @@ impl AskNote {
             .rendered
             .get_or_init(|| (self.call.caller.client(), self.call.caller.trace_id()));
         AuditRecord {
-            time: humantime::format_rfc3339_millis(self.at).to_string().into(),
+            time: millis_text(self.at).into(),
             kind,
             outcome,
             principal: self.principal.as_str().into(),
@@ -385,8 +385,35 @@ fn refuse(d: &mut Decision) {
 }
 
 fn now_text() -> String {
-    let now = std::time::SystemTime::now();
-    humantime::format_rfc3339_millis(now).to_string()
+    millis_text(std::time::SystemTime::now())
+}
+
+/// RFC 3339 text of `at` to the millisecond. The writer renders records in about time
+/// order, so one millisecond's records share the formatting (a cache per thread).
+fn millis_text(at: std::time::SystemTime) -> String {
+    thread_local!(static LAST: std::cell::RefCell<(u128, String)> = const { std::cell::RefCell::new((0, String::new())) });
+    let ms = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    LAST.with_borrow_mut(|(last, text)| {
+        if *last != ms || text.is_empty() {
+            *last = ms;
+            *text = humantime::format_rfc3339_millis(at).to_string();
+        }
+        text.clone()
+    })
+}
+
+/// A token's fingerprint in the trail: the first 12 hex digits of its SHA-256. Callers
+/// reuse one token, so the last one's is kept (per thread).
+fn fingerprint(token: &str) -> String {
+    thread_local!(static LAST: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) });
+    LAST.with_borrow_mut(|(last, digest)| {
+        if last != token || digest.is_empty() {
+            let full = crate::auth::hex(&Sha256::digest(token.as_bytes()));
+            *digest = full.get(..12).unwrap_or_default().to_owned();
+            token.clone_into(last);
+        }
+        digest.clone()
+    })
 }
 
 impl Telemetry {
@@ -535,6 +562,24 @@ impl Telemetry {
         };
         if audit.submit(record, AuditBackpressure::Block).await != Admit::Queued {
             tracing::error!(operation, "admin call could not be audited");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn cached_texts_follow_their_input() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_428_000_123);
+        assert_eq!(millis_text(t), "2026-11-23T10:00:00.123Z");
+        assert_eq!(millis_text(t + Duration::from_micros(400)), "2026-11-23T10:00:00.123Z");
+        assert_eq!(millis_text(t + Duration::from_millis(1)), "2026-11-23T10:00:00.124Z");
+        for token in ["alpha", "beta", "alpha"] {
+            let want = crate::auth::hex(&Sha256::digest(token.as_bytes()));
+            assert_eq!(fingerprint(token), want[..12]);
         }
     }
 }

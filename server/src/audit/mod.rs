@@ -15,6 +15,7 @@
 
 mod chain;
 mod export;
+mod json;
 mod record;
 mod sink;
 

@@ -17,7 +17,8 @@ pub type Text<'a> = Cow<'a, str>;
 /// [`flatten`](super::flatten) turns it back into one `decision` record per decision.
 ///
 /// INVARIANT: fields are declared in alphabetical order, so the record's JSON is its
-/// canonical form (keys sorted) and can be hashed as serialized, with no second pass.
+/// canonical form (keys sorted) and can be hashed as serialized, with no second pass. The
+/// writer serializes with `audit::json`, which is tested to write the same bytes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AuditRecord<'a> {
     /// R16: the account acted as.

@@ -129,7 +129,7 @@ impl FileSink {
         record.seq = self.link.seq + 1;
         record.prev = self.link.hash.clone().into();
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record).map_err(io::Error::other)?;
+        super::json::write_record(&mut self.line, record);
         let hash = seal(&mut self.line);
         self.line.push(b'\n');
         let link = Link { seq: record.seq, hash };

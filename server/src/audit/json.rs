@@ -1,0 +1,229 @@
+//! The writer's JSON for a record: canonical (keys in sorted order at every level, the
+//! field order of [`AuditRecord`]), byte for byte what `serde_json` writes for the record,
+//! without escaping the static keys again on every record. `tests` check the two agree.
+
+use super::record::{AuditItem, AuditRecord, Text};
+use std::io::Write;
+
+/// Appends `record`'s canonical JSON to `out`.
+pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
+    let mut o = Object::open(out);
+    o.opt_str("acting_as", r.acting_as.as_ref());
+    o.str_unless_blank("action", &r.action);
+    o.true_only("break_glass", r.break_glass);
+    o.opt_str("break_glass_reason", r.break_glass_reason.as_ref());
+    o.true_only("caller_time", r.caller_time);
+    o.str("client", &r.client);
+    o.str_unless_blank("decision_time", &r.decision_time);
+    if !r.decisions.is_empty() {
+        o.key("decisions");
+        o.out.push(b'[');
+        for (i, item) in r.decisions.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            write_item(o.out, item);
+        }
+        o.out.push(b']');
+    }
+    o.opt_str("details", r.details.as_ref());
+    o.str("id", &r.id);
+    o.str("kind", r.kind);
+    o.str("outcome", r.outcome);
+    o.str("prev", &r.prev);
+    o.str("principal", &r.principal);
+    o.str_unless_blank("reason", &r.reason);
+    o.str("replica", &r.replica);
+    o.str_unless_blank("requirement", &r.requirement);
+    o.str_unless_blank("resource_id", &r.resource_id);
+    o.str_unless_blank("resource_type", &r.resource_type);
+    o.str_unless_blank("rule", &r.rule);
+    o.u64("seq", r.seq);
+    o.str("severity", r.severity);
+    o.opt_str("tenant", r.tenant.as_ref());
+    o.str("time", &r.time);
+    o.str("trace_id", &r.trace_id);
+    o.u64("version", r.version);
+    o.close();
+}
+
+fn write_item(out: &mut Vec<u8>, i: &AuditItem<'_>) {
+    let mut o = Object::open(out);
+    o.str("action", &i.action);
+    o.true_only("break_glass", i.break_glass);
+    o.str("outcome", i.outcome);
+    o.str("reason", &i.reason);
+    o.str_unless_blank("requirement", &i.requirement);
+    o.str_unless_blank("resource_id", &i.resource_id);
+    o.str("resource_type", &i.resource_type);
+    o.str_unless_blank("rule", &i.rule);
+    o.str("severity", i.severity);
+    o.opt_str("tenant", i.tenant.as_ref());
+    o.close();
+}
+
+/// An object being written: fields must come in sorted key order.
+struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Object<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    /// A key: a plain name, so it needs no escaping.
+    fn key(&mut self, key: &'static str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        escaped(self.out, value);
+    }
+
+    fn str_unless_blank(&mut self, key: &'static str, value: &Text<'_>) {
+        if !value.is_empty() {
+            self.str(key, value);
+        }
+    }
+
+    fn opt_str(&mut self, key: &'static str, value: Option<&Text<'_>>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    fn true_only(&mut self, key: &'static str, value: bool) {
+        if value {
+            self.key(key);
+            self.out.extend_from_slice(b"true");
+        }
+    }
+
+    fn u64(&mut self, key: &'static str, value: u64) {
+        self.key(key);
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.out, "{value}");
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A JSON string as `serde_json` escapes it: `"` and `\`, the short forms of backspace,
+/// form feed, newline, carriage return and tab, `\u00XX` for other control characters.
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(bytes.get(plain..i).unwrap_or_default());
+        plain = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            // Writing to a Vec cannot fail.
+            _ => drop(write!(out, "\\u{b:04x}")),
+        }
+    }
+    out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// Text with what JSON must escape, non-ASCII and plain letters, or nothing.
+    fn text(rng: &mut impl Rng) -> Text<'static> {
+        const PARTS: [&str; 9] = [
+            "",
+            "a",
+            "dr-ann",
+            "\"",
+            "\\",
+            "\u{1}\n\t\r\u{8}\u{c}\u{1f}",
+            "é漢",
+            "\u{7f}",
+            "/",
+        ];
+        let n = rng.random_range(0..4);
+        (0..n)
+            .map(|_| PARTS[rng.random_range(0..PARTS.len())])
+            .collect::<String>()
+            .into()
+    }
+
+    fn item(rng: &mut impl Rng) -> AuditItem<'static> {
+        AuditItem {
+            action: text(rng),
+            break_glass: rng.random(),
+            outcome: "allow",
+            reason: text(rng),
+            requirement: text(rng),
+            resource_id: text(rng),
+            resource_type: text(rng),
+            rule: text(rng),
+            severity: "info",
+            tenant: rng.random::<bool>().then(|| text(rng)),
+        }
+    }
+
+    #[test]
+    fn records_are_written_as_serde_json_writes_them() {
+        let mut rng = rand::rng();
+        for _ in 0..2_000 {
+            let r = AuditRecord {
+                acting_as: rng.random::<bool>().then(|| text(&mut rng)),
+                action: text(&mut rng),
+                break_glass: rng.random(),
+                break_glass_reason: rng.random::<bool>().then(|| text(&mut rng)),
+                caller_time: rng.random(),
+                client: text(&mut rng),
+                decision_time: text(&mut rng),
+                decisions: (0..rng.random_range(0..3)).map(|_| item(&mut rng)).collect(),
+                details: rng.random::<bool>().then(|| text(&mut rng)),
+                id: text(&mut rng),
+                kind: "decision",
+                outcome: "deny",
+                prev: text(&mut rng),
+                principal: text(&mut rng),
+                reason: text(&mut rng),
+                replica: text(&mut rng),
+                requirement: text(&mut rng),
+                resource_id: text(&mut rng),
+                resource_type: text(&mut rng),
+                rule: text(&mut rng),
+                seq: rng.random(),
+                severity: "high",
+                tenant: rng.random::<bool>().then(|| text(&mut rng)),
+                time: text(&mut rng),
+                trace_id: text(&mut rng),
+                version: rng.random(),
+            };
+            let mut ours = Vec::new();
+            write_record(&mut ours, &r);
+            let theirs = serde_json::to_vec(&r).unwrap();
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
+        }
+    }
+}
