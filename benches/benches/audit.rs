@@ -2,11 +2,13 @@
 //! writer thread serializing, hash-chaining and writing to files in a temporary directory)
 //! until the writer has written them all. Pin it to one core (`taskset -c 1`) to see what
 //! a record costs a server whose request and writer threads share that core.
+//! `audit/record_written` is one Check's record; `audit/decision_in_group_written` is the
+//! cost per decision of a CheckResources call's `decisions` record of 100.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "bench code")]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_policy::bundle::AuditBackpressure;
-use portcullis_server::audit::{Audit, AuditRecord, Coverage, SinkConfig};
+use portcullis_server::audit::{Audit, AuditItem, AuditRecord, Coverage, Deferred, SinkConfig};
 use std::time::{Duration, Instant};
 
 /// A decision record of the size the clinic example's decisions have.
@@ -31,6 +33,45 @@ fn decision() -> AuditRecord<'static> {
         time: "2026-12-01T20:00:00.000Z".into(),
         id: "18d2c5a1b3f-42".into(),
         ..AuditRecord::default()
+    }
+}
+
+/// Decisions in a group record.
+const GROUP: usize = 100;
+
+/// A CheckResources call's record: the clinic decision's shared fields, `GROUP` items.
+struct Group(AuditRecord<'static>);
+
+impl Group {
+    fn new() -> Self {
+        let one = decision();
+        let item = AuditItem {
+            action: one.action.clone(),
+            outcome: one.outcome,
+            reason: one.reason.clone(),
+            requirement: one.requirement.clone(),
+            resource_id: one.resource_id.clone(),
+            resource_type: one.resource_type.clone(),
+            rule: one.rule.clone(),
+            severity: one.severity,
+            tenant: one.tenant.clone(),
+            ..AuditItem::default()
+        };
+        Group(AuditRecord {
+            kind: "decisions",
+            decisions: vec![item; GROUP],
+            ..one
+        })
+    }
+}
+
+impl Deferred for Group {
+    fn render(&self) -> AuditRecord<'_> {
+        self.0.clone()
+    }
+
+    fn decisions(&self) -> usize {
+        GROUP
     }
 }
 
@@ -61,6 +102,26 @@ fn audit(c: &mut Criterion) {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 start.elapsed()
+            })
+        })
+    });
+    c.bench_function("audit/decision_in_group_written", |b| {
+        b.iter_custom(|decisions| {
+            let groups = decisions.div_ceil(GROUP as u64);
+            let records: Vec<Box<Group>> = (0..groups).map(|_| Box::new(Group::new())).collect();
+            runtime.block_on(async {
+                let before = trail.counters().0;
+                let start = Instant::now();
+                for record in records {
+                    trail.submit_deferred(record, AuditBackpressure::Block).await;
+                }
+                while trail.counters().0 < before + groups * GROUP as u64 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // Per decision asked for, of those written.
+                start
+                    .elapsed()
+                    .mul_f64(decisions as f64 / (groups * GROUP as u64) as f64)
             })
         })
     });

@@ -74,7 +74,9 @@ impl<'o> Object<'o> {
         Object { out, first: true }
     }
 
-    /// A key: a plain name, so it needs no escaping.
+    /// A key: a plain name, so it needs no escaping. (Inlined, so its length is a
+    /// constant and the copies are a few moves, not calls.)
+    #[inline(always)]
     fn key(&mut self, key: &'static str) {
         if !self.first {
             self.out.push(b',');
@@ -85,23 +87,27 @@ impl<'o> Object<'o> {
         self.out.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     fn str(&mut self, key: &'static str, value: &str) {
         self.key(key);
         escaped(self.out, value);
     }
 
+    #[inline(always)]
     fn str_unless_blank(&mut self, key: &'static str, value: &Text<'_>) {
         if !value.is_empty() {
             self.str(key, value);
         }
     }
 
+    #[inline(always)]
     fn opt_str(&mut self, key: &'static str, value: Option<&Text<'_>>) {
         if let Some(v) = value {
             self.str(key, v);
         }
     }
 
+    #[inline(always)]
     fn true_only(&mut self, key: &'static str, value: bool) {
         if value {
             self.key(key);
@@ -109,6 +115,7 @@ impl<'o> Object<'o> {
         }
     }
 
+    #[inline(always)]
     fn u64(&mut self, key: &'static str, value: u64) {
         self.key(key);
         // Writing to a Vec cannot fail.
@@ -125,6 +132,11 @@ impl<'o> Object<'o> {
 fn escaped(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut plain = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {
@@ -146,6 +158,24 @@ fn escaped(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
     out.push(b'"');
+}
+
+/// Whether any byte is a control character, `"` or `\`; eight bytes at a time (a byte
+/// below 0x20, or equal to one of the two, sets its high bit in the word's test).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_ne_bytes(word.try_into().unwrap_or_default());
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        if below(w, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 #[cfg(test)]
@@ -185,6 +215,21 @@ mod tests {
             rule: text(rng),
             severity: "info",
             tenant: rng.random::<bool>().then(|| text(rng)),
+        }
+    }
+
+    #[test]
+    fn escapes_are_found_wherever_they_sit() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0u8..=255 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    let want = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(needs_escape(&bytes), want, "byte {b:#x} at {at} of {len}");
+                }
+            }
+            assert!(!needs_escape(&vec![0xe9; len]));
         }
     }
 
