@@ -166,7 +166,7 @@ struct CallNote {
 pub struct Note(Box<DecisionNote>);
 
 /// What a decision's record says of its resource, copied from the request.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct ResourceNote {
     resource_type: String,
     id: String,
