@@ -302,7 +302,8 @@ async fn a_group_of_decisions_takes_a_place_in_the_queue_per_decision() {
     assert_eq!(audit.submit(record(1), AuditBackpressure::Deny).await, Admit::Queued);
     let (_, _, refused, _) = audit.counters();
     assert_eq!(refused, 2, "refusals count decisions");
-    // A group larger than the queue waits for all of it, then goes in alone.
+    // A group larger than the queue takes all of it (never more, or it would wait
+    // forever): it waits until the queue is empty, then goes in.
     let audit = std::sync::Arc::new(audit);
     let big = {
         let audit = audit.clone();

@@ -161,10 +161,6 @@ struct CallNote {
     rendered: std::sync::OnceLock<(String, String)>,
 }
 
-/// A decision's audit record, waiting to be offered to the trail.
-#[derive(Debug)]
-pub struct Note(Box<DecisionNote>);
-
 /// What a decision's record says of its resource, copied from the request.
 #[derive(Debug)]
 struct ResourceNote {
@@ -259,6 +255,12 @@ impl AskNote {
     }
 }
 
+/// Whether A1 (or `--audit-all`) wants the record of `d`, decided on `live` for `req`.
+fn wanted(audit: &Audit, live: &Live, req: &Request, d: &Decision) -> bool {
+    let sensitive = live.snapshot.is_sensitive(&req.resource.resource_type);
+    audit.wants(d.is_allowed(), sensitive, d.flags.break_glass, d.flags.impersonated)
+}
+
 fn outcome(d: &Decision) -> &'static str {
     if d.is_allowed() { "allow" } else { "deny" }
 }
@@ -326,11 +328,7 @@ struct GroupNote {
 impl Notes<'_> {
     /// Adds the `n`th decision of the call, `d` of `req`, when A1 wants its record.
     pub fn add(&mut self, n: usize, req: &Request, d: &Decision) {
-        let sensitive = self.live.snapshot.is_sensitive(&req.resource.resource_type);
-        if !self
-            .audit
-            .wants(d.is_allowed(), sensitive, d.flags.break_glass, d.flags.impersonated)
-        {
+        if !wanted(self.audit, self.live, req, d) {
             return;
         }
         let g = &mut self.group;
@@ -430,23 +428,23 @@ impl Telemetry {
     /// decision, or a deny (`audit_unavailable`, A1) when the trail could not take a
     /// required record. Returns the decision to send.
     pub async fn decided(&self, call: &mut CallAudit<'_>, req: &Request, time: DecisionTime, d: Decision) -> Decision {
-        let note = self.note(call, req, time, &d);
-        self.settle(call, note, d).await
-    }
-
-    /// The record A1 wants of `d`, if it wants one: compact, for the writer to render.
-    pub fn note(&self, call: &mut CallAudit<'_>, req: &Request, time: DecisionTime, d: &Decision) -> Option<Note> {
-        let audit = self.audit.as_ref()?;
-        let sensitive = call.live.snapshot.is_sensitive(&req.resource.resource_type);
-        if !audit.wants(d.is_allowed(), sensitive, d.flags.break_glass, d.flags.impersonated) {
-            return None;
+        let mut d = d;
+        if let Some(audit) = self.audit.as_deref()
+            && wanted(audit, call.live, req, &d)
+        {
+            let note = Box::new(DecisionNote {
+                ask: AskNote::of(call.shared(&self.replica), req, time),
+                action: req.action.clone(),
+                resource: ResourceNote::of(&req.resource),
+                decision: kept(&d),
+            });
+            let mode = call.live.snapshot.settings().audit_on_backpressure;
+            if audit.submit_deferred(note, mode).await == Admit::Refused {
+                refuse(&mut d);
+            }
         }
-        Some(Note(Box::new(DecisionNote {
-            ask: AskNote::of(call.shared(&self.replica), req, time),
-            action: req.action.clone(),
-            resource: ResourceNote::of(&req.resource),
-            decision: kept(d),
-        })))
+        self.metrics.decision(d.effect, d.reason);
+        d
     }
 
     /// The `decisions` record of a call asking for `req.principal` at `time` (its
@@ -488,24 +486,6 @@ impl Telemetry {
         for d in decisions.iter() {
             self.metrics.decision(d.effect, d.reason);
         }
-    }
-
-    /// Offers `note` (the record of `d`) to the trail and counts the decision as sent:
-    /// `d`, or a deny (`audit_unavailable`, A1) when the trail refused a record an allow needed.
-    pub async fn settle(&self, call: &CallAudit<'_>, note: Option<Note>, d: Decision) -> Decision {
-        let refused = match (&self.audit, note) {
-            (Some(audit), Some(Note(note))) => {
-                let mode = call.live.snapshot.settings().audit_on_backpressure;
-                audit.submit_deferred(note, mode).await == Admit::Refused
-            }
-            _ => false,
-        };
-        let mut d = d;
-        if refused {
-            refuse(&mut d);
-        }
-        self.metrics.decision(d.effect, d.reason);
-        d
     }
 
     /// Records a call refused for want of a credential or scope (who, what, from where).

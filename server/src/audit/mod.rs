@@ -48,7 +48,7 @@ pub trait Deferred: Send + 'static {
     }
 }
 
-/// A message and the places in the queue it holds, given back once it is written.
+/// A message and the places in the queue it holds, given back when the writer takes it.
 type Queued = (Msg, u32);
 
 /// Record ids: `<server start>-<counter>`.
