@@ -227,6 +227,24 @@ async fn fill(audit: &Audit, capacity: usize) {
     assert_eq!(audit.queue_depth(), capacity);
 }
 
+/// Gives the stalled sink a reader, checks that the `blocked` offer then goes in, closes
+/// the trail and returns the principals of the records written, in order.
+async fn unstall(audit: &Audit, fifo: std::path::PathBuf, blocked: tokio::task::JoinHandle<Admit>) -> Vec<String> {
+    let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
+    assert_eq!(blocked.await.unwrap(), Admit::Queued);
+    audit.close().await;
+    String::from_utf8(reader.join().unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["principal"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
     let (dir, config) = stalled_sink("audit-overflow");
@@ -248,20 +266,7 @@ async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
     assert!(!blocked.is_finished(), "block waits for room");
 
     // A reader appears: the sink drains, the blocked record goes in.
-    let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
-    assert_eq!(blocked.await.unwrap(), Admit::Queued);
-    audit.close().await;
-    let written = String::from_utf8(reader.join().unwrap()).unwrap();
-    let principals: Vec<String> = written
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["principal"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(principals, vec!["p0", "p1", "p2", "p12"]);
+    assert_eq!(unstall(&audit, fifo, blocked).await, ["p0", "p1", "p2", "p12"]);
 }
 
 /// A `decisions` record of `n` decisions.
@@ -315,15 +320,7 @@ async fn a_group_of_decisions_takes_a_place_in_the_queue_per_decision() {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!big.is_finished(), "block waits for room");
-    let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
-    assert_eq!(big.await.unwrap(), Admit::Queued);
-    audit.close().await;
-    let written = String::from_utf8(reader.join().unwrap()).unwrap();
-    let principals: Vec<Value> = written
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["principal"].clone())
-        .collect();
-    assert_eq!(principals, ["p0", "g3", "p1", "g9"]);
+    assert_eq!(unstall(&audit, fifo, big).await, ["p0", "g3", "p1", "g9"]);
     assert_eq!(audit.counters().0, 1 + 3 + 1 + 9, "written counts decisions");
 }
 
