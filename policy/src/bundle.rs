@@ -488,46 +488,55 @@ pub struct Approval {
 }
 
 /// A role given to a principal or group within a scope (R2, R3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Written flat (`{principal, role, scope, expires, approvals, ...}`); held with the
+/// conditions most grants lack out of line in [`GrantTerms`], so a plain grant is about
+/// half the size (ten million of them are read into memory at once at scale).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "GrantFields", into = "GrantFields")]
 pub struct Grant {
     /// Stable id used in decisions and audit; defaults to `grants[N]`. Shared with the
     /// compiled snapshot rather than copied into it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<std::sync::Arc<str>>,
     /// Subject principal (exactly one of `principal` and `group`).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::name::fresh"
-    )]
     pub principal: Option<Name>,
     /// Subject group (exactly one of `principal` and `group`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Name>,
     /// Granted role.
     pub role: Name,
     /// What the grant reaches.
     pub scope: Scope,
+    /// Window, approvals, ticket and lapse; `None` when the grant has none of them. Read
+    /// through [`Grant::terms`], changed through [`Grant::terms_mut`].
+    pub terms: Option<Box<GrantTerms>>,
+}
+
+/// The conditions a grant may carry beyond its subject, role and scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantTerms {
     /// R11: inert before this time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
     /// R11: inert from this time on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Timestamp>,
     /// R12: approvals given.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Approval>,
     /// Ticket or justification.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<Box<str>>,
     /// R7: non-standard access that lapses when unused.
-    #[serde(default)]
     pub non_standard: bool,
     /// R7: last use of a non-standard grant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<Timestamp>,
 }
+
+/// The terms of a grant that has none.
+static NO_TERMS: GrantTerms = GrantTerms {
+    not_before: None,
+    expires: None,
+    approvals: Vec::new(),
+    ticket: None,
+    non_standard: false,
+    last_used: None,
+};
 
 impl Grant {
     /// A grant of `role` to one principal within `scope`, with no window, approvals or id.
@@ -538,12 +547,7 @@ impl Grant {
             group: None,
             role: role.into(),
             scope,
-            not_before: None,
-            expires: None,
-            approvals: Vec::new(),
-            ticket: None,
-            non_standard: false,
-            last_used: None,
+            terms: None,
         }
     }
 
@@ -552,6 +556,104 @@ impl Grant {
         match &self.id {
             Some(id) => id.to_string(),
             None => format!("grants[{index}]"),
+        }
+    }
+
+    /// The grant's terms (all empty when it has none).
+    pub fn terms(&self) -> &GrantTerms {
+        self.terms.as_deref().unwrap_or(&NO_TERMS)
+    }
+
+    /// The grant's terms to change, made empty first when it has none.
+    pub fn terms_mut(&mut self) -> &mut GrantTerms {
+        self.terms.get_or_insert_with(Box::default)
+    }
+
+    /// `terms`, boxed only when any is set.
+    pub fn with_terms(mut self, terms: GrantTerms) -> Grant {
+        self.terms = (terms != NO_TERMS).then(|| Box::new(terms));
+        self
+    }
+}
+
+/// Grants are equal when their fields and terms are; an empty box equals none.
+impl PartialEq for Grant {
+    fn eq(&self, other: &Grant) -> bool {
+        self.id == other.id
+            && self.principal == other.principal
+            && self.group == other.group
+            && self.role == other.role
+            && self.scope == other.scope
+            && self.terms() == other.terms()
+    }
+}
+
+/// A grant as written: every field at one level.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Grant", deny_unknown_fields)]
+struct GrantFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<std::sync::Arc<str>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::name::fresh"
+    )]
+    principal: Option<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<Name>,
+    role: Name,
+    scope: Scope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_before: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    approvals: Vec<Approval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ticket: Option<Box<str>>,
+    #[serde(default)]
+    non_standard: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used: Option<Timestamp>,
+}
+
+impl From<GrantFields> for Grant {
+    fn from(f: GrantFields) -> Grant {
+        Grant {
+            id: f.id,
+            principal: f.principal,
+            group: f.group,
+            role: f.role,
+            scope: f.scope,
+            terms: None,
+        }
+        .with_terms(GrantTerms {
+            not_before: f.not_before,
+            expires: f.expires,
+            approvals: f.approvals,
+            ticket: f.ticket,
+            non_standard: f.non_standard,
+            last_used: f.last_used,
+        })
+    }
+}
+
+impl From<Grant> for GrantFields {
+    fn from(g: Grant) -> GrantFields {
+        let t = g.terms.map(|t| *t).unwrap_or_default();
+        GrantFields {
+            id: g.id,
+            principal: g.principal,
+            group: g.group,
+            role: g.role,
+            scope: g.scope,
+            not_before: t.not_before,
+            expires: t.expires,
+            approvals: t.approvals,
+            ticket: t.ticket,
+            non_standard: t.non_standard,
+            last_used: t.last_used,
         }
     }
 }

@@ -315,12 +315,13 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             )?),
             None => None,
         };
-        let lapse_from = if g.non_standard && s.unused_access_lapse.is_some() {
-            g.last_used.or(g.not_before)
+        let terms = g.terms();
+        let lapse_from = if terms.non_standard && s.unused_access_lapse.is_some() {
+            terms.last_used.or(terms.not_before)
         } else {
             None
         };
-        let timeless = g.not_before.is_none() && g.expires.is_none() && lapse_from.is_none();
+        let timeless = terms.not_before.is_none() && terms.expires.is_none() && lapse_from.is_none();
         let subjects: &[u32] = match (&principal, group) {
             (Some(p), _) => std::slice::from_ref(p),
             (None, Some(gr)) => found(
@@ -378,8 +379,8 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             NO_WINDOW
         } else {
             windows.push(Window {
-                not_before: g.not_before,
-                expires: g.expires,
+                not_before: terms.not_before,
+                expires: terms.expires,
                 lapse_from,
             });
             key32(windows.len() - 1, "grant windows")?

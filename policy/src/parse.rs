@@ -341,6 +341,45 @@ mod tests {
     }
 
     #[test]
+    fn grant_terms_are_written_flat_and_held_out_of_line() {
+        let doc = r#"{"grants":[
+            {"principal":"a","role":"r","scope":"all"},
+            {"principal":"b","role":"r","scope":"all","expires":"2027-01-01T00:00:00Z",
+             "approvals":[{"by":"c"}],"ticket":"T-1"}]}"#;
+        let bundle = parse_bundle(doc.as_bytes(), Format::Json).unwrap();
+        let [plain, termed] = &bundle.grants[..] else {
+            panic!("two grants")
+        };
+        assert!(plain.terms.is_none(), "a grant without terms holds no box");
+        assert_eq!(termed.terms().ticket.as_deref(), Some("T-1"));
+        assert_eq!(termed.terms().approvals.len(), 1);
+        assert!(termed.terms().expires.is_some());
+        // Written back at one level, and read again to the same grants.
+        let json = serde_json::to_value(&bundle).unwrap();
+        assert_eq!(json["grants"][1]["ticket"], "T-1");
+        assert!(json["grants"][0].get("approvals").is_none());
+        let again = parse_bundle(json.to_string().as_bytes(), Format::Json).unwrap();
+        assert_eq!(again.grants, bundle.grants);
+        // An empty box is the same grant as none.
+        let mut emptied = termed.clone();
+        *emptied.terms_mut() = crate::bundle::GrantTerms::default();
+        let plain_b = crate::bundle::Grant {
+            principal: Some("b".into()),
+            ..plain.clone()
+        };
+        assert_eq!(emptied, plain_b);
+        assert_ne!(termed, &plain_b);
+        let err = parse_bundle(
+            br#"{"grants":[{"principal":"a","role":"r","scope":"all","expire":1}]}"#,
+            Format::Json,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("unknown field `expire`"), "{err}");
+        // Ten million grants are held at once at scale: the terms stay out of line.
+        assert!(std::mem::size_of::<crate::bundle::Grant>() <= 112);
+    }
+
+    #[test]
     fn scope_keys_unknown_or_repeated_are_named() {
         let doc = |scope: &str| format!(r#"{{"grants":[{{"principal":"a","role":"r","scope":{scope}}}]}}"#);
         let err = parse_bundle(doc(r#"{"tenantx":"t"}"#).as_bytes(), Format::Json).unwrap_err();

@@ -347,10 +347,10 @@ fn grants_of<'a>(
             order: i,
             role: role(&g.role)?,
             scope: &g.scope,
-            not_before: g.not_before,
-            expires: g.expires,
-            non_standard: g.non_standard,
-            last_used: g.last_used,
+            not_before: g.terms().not_before,
+            expires: g.terms().expires,
+            non_standard: g.terms().non_standard,
+            last_used: g.terms().last_used,
         })
     });
     let base = bundle.grants.len();

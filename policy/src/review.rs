@@ -180,7 +180,7 @@ pub fn privileged(bundle: &Bundle) -> Report {
                 kinds.join(", "),
                 g.display_id(i),
                 scope_text(g),
-                time(g.expires),
+                time(g.terms().expires),
             ]);
         }
     }
@@ -197,7 +197,7 @@ pub fn temporary(bundle: &Bundle, now: Timestamp) -> Report {
         .grants
         .iter()
         .enumerate()
-        .filter_map(|(i, g)| g.expires.filter(|e| *e > now).map(|e| (e, i, g)))
+        .filter_map(|(i, g)| g.terms().expires.filter(|e| *e > now).map(|e| (e, i, g)))
         .collect();
     open.sort_by_key(|(e, i, _)| (*e, *i));
     for (e, i, g) in open {
@@ -207,7 +207,7 @@ pub fn temporary(bundle: &Bundle, now: Timestamp) -> Report {
             g.role.to_string(),
             scope_text(g),
             g.display_id(i),
-            g.ticket.as_deref().unwrap_or_default().to_owned(),
+            g.terms().ticket.as_deref().unwrap_or_default().to_owned(),
         ]);
     }
     r
@@ -268,7 +268,7 @@ pub fn approvals(bundle: &Bundle) -> Report {
         if needed == 0 && !privileged {
             continue;
         }
-        let who: BTreeSet<&str> = g.approvals.iter().map(|a| &*a.by).collect();
+        let who: BTreeSet<&str> = g.terms().approvals.iter().map(|a| &*a.by).collect();
         let finding = if who.len() < usize::from(needed) {
             "LACKS APPROVALS"
         } else if needed == 0 && who.is_empty() {
@@ -282,7 +282,8 @@ pub fn approvals(bundle: &Bundle) -> Report {
             role.name.clone(),
             needed.to_string(),
             who.len().to_string(),
-            g.approvals
+            g.terms()
+                .approvals
                 .iter()
                 .map(|a| {
                     format!(

@@ -2,8 +2,8 @@
 //! self-check) and large synthetic bundles (for benchmarks and load tests).
 
 use crate::bundle::{
-    AccountStatus, Approval, Bundle, Classification, DenyRule, Grant, Group, Principal, PrincipalKind, ResourceType,
-    Role, Scope, Settings, WILDCARD,
+    AccountStatus, Approval, Bundle, Classification, DenyRule, Grant, GrantTerms, Group, Principal, PrincipalKind,
+    ResourceType, Role, Scope, Settings, WILDCARD,
 };
 use crate::name::Name;
 use crate::overlay::{Overlay, TemporaryGrant};
@@ -247,27 +247,32 @@ pub fn random_bundle(seed: u64) -> Bundle {
             })
             .collect();
         let non_standard = rng.random_bool(0.2);
-        grants.push(Grant {
-            id: if rng.random_bool(0.5) {
-                Some(format!("g{i}").into())
-            } else {
-                None
-            },
-            principal,
-            group,
-            role: role.name.as_str().into(),
-            scope,
-            not_before,
-            expires,
-            approvals,
-            ticket: None,
-            non_standard,
-            last_used: if non_standard {
-                maybe(rng, 0.7, |r| Timestamp(BASE_TIME.0 - r.random_range(0..60) * DAY))
-            } else {
-                None
-            },
-        });
+        grants.push(
+            Grant {
+                id: if rng.random_bool(0.5) {
+                    Some(format!("g{i}").into())
+                } else {
+                    None
+                },
+                principal,
+                group,
+                role: role.name.as_str().into(),
+                scope,
+                terms: None,
+            }
+            .with_terms(GrantTerms {
+                not_before,
+                expires,
+                approvals,
+                ticket: None,
+                non_standard,
+                last_used: if non_standard {
+                    maybe(rng, 0.7, |r| Timestamp(BASE_TIME.0 - r.random_range(0..60) * DAY))
+                } else {
+                    None
+                },
+            }),
+        );
     }
     let mut denies = Vec::new();
     for i in 0..rng.random_range(0..=2) {

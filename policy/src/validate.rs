@@ -607,7 +607,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        if let (Some(nb), Some(ex)) = (g.not_before, g.expires)
+        if let (Some(nb), Some(ex)) = (g.terms().not_before, g.terms().expires)
             && nb >= ex
         {
             self.err(path(".expires"), Problem::EmptyWindow);
@@ -615,7 +615,7 @@ impl<'a> Validator<'a> {
         if let Some(role) = role
             && role.temporary_only
         {
-            match (g.expires, role.max_ttl) {
+            match (g.terms().expires, role.max_ttl) {
                 (None, _) => self.err(
                     path(".expires"),
                     Problem::TemporaryWithoutExpiry {
@@ -623,8 +623,8 @@ impl<'a> Validator<'a> {
                     },
                 ),
                 (Some(ex), Some(max)) => {
-                    let secs = g.not_before.map_or(0, |nb| ex.0.saturating_sub(nb.0));
-                    if g.not_before.is_none() || secs > max.0 {
+                    let secs = g.terms().not_before.map_or(0, |nb| ex.0.saturating_sub(nb.0));
+                    if g.terms().not_before.is_none() || secs > max.0 {
                         self.err(
                             path(".expires"),
                             Problem::TtlTooLong {
@@ -653,7 +653,7 @@ impl<'a> Validator<'a> {
     fn approvals(&mut self, i: usize, g: &Grant, needed: u8) {
         let path = |tail: &str| format!("grants[{i}].approvals{tail}");
         let mut distinct = FxHashSet::default();
-        for (j, a) in g.approvals.iter().enumerate() {
+        for (j, a) in g.terms().approvals.iter().enumerate() {
             if !self.principals.contains(&*a.by) {
                 self.unknown(path(&format!("[{j}].by")), "principal", &a.by);
             } else if self.is_grantee(g, &a.by) {

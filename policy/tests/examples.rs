@@ -39,7 +39,7 @@ fn reasons_used(b: &Bundle) -> BTreeSet<Reason> {
     );
     flag(
         &mut r,
-        b.grants.iter().any(|g| g.non_standard) && s.unused_access_lapse.is_some(),
+        b.grants.iter().any(|g| g.terms().non_standard) && s.unused_access_lapse.is_some(),
         Reason::GrantLapsed,
     );
     flag(&mut r, s.elevation_max_age.is_some(), Reason::ElevationExpired);
@@ -63,7 +63,7 @@ fn reasons_used(b: &Bundle) -> BTreeSet<Reason> {
     }
     flag(
         &mut r,
-        b.grants.iter().any(|g| g.expires.is_some()),
+        b.grants.iter().any(|g| g.terms().expires.is_some()),
         Reason::GrantExpired,
     );
     flag(&mut r, !b.denies.is_empty(), Reason::ExplicitDeny);

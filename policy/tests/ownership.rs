@@ -118,7 +118,7 @@ fn who_can_read_a_record_includes_its_owner_only_when_the_owner_is_given() {
 fn only_grants_reaching_a_critical_action_need_approvals() {
     let mut bundle = portal();
     // The clinician role reaches `update` (critical): its grant without approvals is refused.
-    bundle.grants[1].approvals.clear();
+    bundle.grants[1].terms_mut().approvals.clear();
     let err = validate(&bundle).unwrap_err().to_string();
     assert!(
         err.contains("grants[carol-north]") || err.contains("grants[1]"),
@@ -129,7 +129,7 @@ fn only_grants_reaching_a_critical_action_need_approvals() {
     bundle.roles[1]
         .permissions
         .insert("medical_record".into(), vec!["read".into()]);
-    bundle.grants[1].approvals.clear();
+    bundle.grants[1].terms_mut().approvals.clear();
     assert_eq!(validate(&bundle), Ok(()));
 }
 

@@ -130,7 +130,7 @@ fn review_lists_find_what_a3_asks_for() {
         .iter_mut()
         .find(|g| g.id.as_deref() == Some("lin-support-INC-7781"))
         .unwrap();
-    lin.approvals.truncate(1);
+    lin.terms_mut().approvals.truncate(1);
     let approvals = review::approvals(&lacking);
     let finding: Vec<_> = column(&approvals, "grant")
         .into_iter()
