@@ -498,8 +498,9 @@ pub struct Grant {
     /// Stable id used in decisions and audit; defaults to `grants[N]`. Shared with the
     /// compiled snapshot rather than copied into it.
     pub id: Option<std::sync::Arc<str>>,
-    /// Subject principal (exactly one of `principal` and `group`).
-    pub principal: Option<Name>,
+    /// Subject principal (exactly one of `principal` and `group`). Its own allocation, not
+    /// a shared [`Name`]: principals repeat little, and a boxed id is a third the size.
+    pub principal: Option<Box<str>>,
     /// Subject group (exactly one of `principal` and `group`).
     pub group: Option<Name>,
     /// Granted role.
@@ -594,12 +595,8 @@ impl PartialEq for Grant {
 struct GrantFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<std::sync::Arc<str>>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::name::fresh"
-    )]
-    principal: Option<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal: Option<Box<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     group: Option<Name>,
     role: Name,

@@ -246,10 +246,15 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
 
     let s = &bundle.settings;
     let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
-    let mut entries: Vec<Vec<Entry>> = vec![Vec::new(); bundle.principals.len()];
+    // Entries are laid straight into the principal table: one pass over the grants
+    // resolves them and counts each principal's entries, the table makes room, a second
+    // pass places them (no per-principal lists held beside the table).
+    let mut counts: Vec<u32> = vec![0; bundle.principals.len()];
+    let mut grant_principals: Vec<u32> = Vec::with_capacity(bundle.grants.len());
     let mut grants = Vec::with_capacity(bundle.grants.len());
     let mut windows = Vec::new();
     let mut resource_sets = Vec::new();
+    let mut set_types: Vec<u16> = Vec::new();
     let mut reverse = ReverseIndex::default();
     let mut impersonators: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     let mut entry_count = 0usize;
@@ -267,16 +272,13 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             || format!("role `{}`", g.role),
         )?;
         let tenant_key = |t: &str| found(tenants.key(t), || at("scope.tenant"), || format!("tenant `{t}`"));
-        let (scope, scope_type) = match &g.scope {
-            Scope::All => (CScope::All, None),
-            Scope::Tenant(t) => (CScope::Tenant(tenant_key(t)?), None),
-            Scope::Own { tenant } => {
-                let key = match tenant {
-                    Some(t) => tenant_key(t)?,
-                    None => ANY_TENANT,
-                };
-                (CScope::Own(key), None)
-            }
+        let scope = match &g.scope {
+            Scope::All => CScope::All,
+            Scope::Tenant(t) => CScope::Tenant(tenant_key(t)?),
+            Scope::Own { tenant } => CScope::Own(match tenant {
+                Some(t) => tenant_key(t)?,
+                None => ANY_TENANT,
+            }),
             Scope::Resources { resource_type, ids } => {
                 let what = || format!("resource type `{resource_type}`");
                 let tkey = found(
@@ -293,10 +295,8 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                     )
                 });
                 resource_sets.push(set.collect::<Result<RoaringBitmap, _>>()?);
-                (
-                    CScope::Resources(key32(resource_sets.len() - 1, "resource sets")?),
-                    Some(tkey),
-                )
+                set_types.push(tkey);
+                CScope::Resources(key32(resource_sets.len() - 1, "resource sets")?)
             }
         };
         let principal = match &g.principal {
@@ -322,47 +322,34 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             None
         };
         let timeless = terms.not_before.is_none() && terms.expires.is_none() && lapse_from.is_none();
-        let subjects: &[u32] = match (&principal, group) {
-            (Some(p), _) => std::slice::from_ref(p),
-            (None, Some(gr)) => found(
-                members.get(gr as usize),
-                || at("group"),
-                || "the group's members".to_owned(),
-            )?,
-            (None, None) => {
-                return Err(CompileError::Internal {
-                    path: format!("grants[{i}]"),
-                    what: "a subject (`principal` or `group`)".to_owned(),
-                });
-            }
+        let window = if timeless {
+            NO_WINDOW
+        } else {
+            windows.push(Window {
+                not_before: terms.not_before,
+                expires: terms.expires,
+                lapse_from,
+            });
+            key32(windows.len() - 1, "grant windows")?
         };
+        let grant = CGrant {
+            id: g.id.clone(),
+            role: role_key,
+            group,
+            scope,
+            window,
+        };
+        let subjects = subjects_of(principal.as_ref(), &grant, &members).ok_or_else(|| CompileError::Internal {
+            path: format!("grants[{i}]"),
+            what: "a subject (`principal` or `group`)".to_owned(),
+        })?;
+        let per_subject = entries_of(role, &types, &set_types, &grant, gkey).count();
         for &p in subjects {
-            let list = entries
-                .get_mut(p as usize)
-                .ok_or(CompileError::TooLarge("principals"))?;
-            for &(type_key, actions, dual) in &role.perms {
-                if !role.break_glass && scope_type.is_some_and(|t| t != type_key) {
-                    continue;
-                }
-                let privileged_here = types
-                    .get(usize::from(type_key))
-                    .is_some_and(|t| t.privileged & actions != 0);
-                let plain = timeless
-                    && dual == 0
-                    && !role.requires_mfa
-                    && !role.privileged
-                    && !privileged_here
-                    && !role.break_glass;
-                list.push(Entry {
-                    actions,
-                    scope,
-                    grant: gkey,
-                    type_key,
-                    break_glass: role.break_glass,
-                    plain,
-                });
-                entry_count += 1;
-            }
+            let count = counts.get_mut(p as usize).ok_or(CompileError::TooLarge("principals"))?;
+            *count = count
+                .checked_add(u32::try_from(per_subject).map_err(|_| CompileError::TooLarge("principal entries"))?)
+                .ok_or(CompileError::TooLarge("principal entries"))?;
+            entry_count += per_subject;
             if role.impersonation {
                 impersonators.entry(p).or_default().push(gkey);
             }
@@ -375,23 +362,8 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 CScope::Own(_) => {}
             }
         }
-        let window = if timeless {
-            NO_WINDOW
-        } else {
-            windows.push(Window {
-                not_before: terms.not_before,
-                expires: terms.expires,
-                lapse_from,
-            });
-            key32(windows.len() - 1, "grant windows")?
-        };
-        grants.push(CGrant {
-            id: g.id.clone(),
-            role: role_key,
-            group,
-            scope,
-            window,
-        });
+        grant_principals.push(principal.unwrap_or(NO_PRINCIPAL));
+        grants.push(grant);
     }
 
     // Group lists are only needed to match deny rules that select by group.
@@ -406,10 +378,9 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let records = bundle
         .principals
         .iter()
-        .zip(entries)
+        .zip(counts)
         .zip(principal_groups)
-        .map(|((p, mut list), mut groups)| {
-            list.sort_unstable_by_key(|e| (e.type_key, e.grant));
+        .map(|((p, entries), mut groups)| {
             groups.sort_unstable();
             groups.dedup();
             let cutoff = if p.customer {
@@ -424,10 +395,31 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 dormancy: cutoff.zip(p.last_activity).map(|(c, last)| (last, c)),
                 tenant: p.tenant.as_deref(),
                 groups,
-                entries: list,
+                entries,
             }
         });
-    let principals = PrincipalTable::build(records, entry_count).ok_or(CompileError::TooLarge("principal entries"))?;
+    let too_many = || CompileError::TooLarge("principal entries");
+    let mut table = PrincipalTable::build(records, entry_count).ok_or_else(too_many)?;
+    for ((gkey, grant), principal) in grants.iter().enumerate().zip(&grant_principals) {
+        let gkey = key32(gkey, "grants")?;
+        let role = found(
+            roles.get(grant.role as usize),
+            || format!("grants[{gkey}].role"),
+            || "its role".to_owned(),
+        )?;
+        let subjects = subjects_of((*principal != NO_PRINCIPAL).then_some(principal), grant, &members)
+            .ok_or_else(|| CompileError::Internal {
+                path: format!("grants[{gkey}]"),
+                what: "a subject (`principal` or `group`)".to_owned(),
+            })?;
+        for &p in subjects {
+            for e in entries_of(role, &types, &set_types, grant, gkey) {
+                table.place(p, e).ok_or_else(too_many)?;
+            }
+        }
+    }
+    drop(grant_principals);
+    let principals = table.finish().ok_or_else(too_many)?;
 
     let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
     let stats = Stats {
@@ -542,6 +534,56 @@ fn compile_denies(
         });
     }
     Ok((denies, by_type))
+}
+
+/// `grant_principals` of a grant given to a group.
+const NO_PRINCIPAL: u32 = u32::MAX;
+
+/// The principals a grant's entries go to: its principal, or its group's members.
+fn subjects_of<'a>(principal: Option<&'a u32>, grant: &CGrant, members: &'a [Vec<u32>]) -> Option<&'a [u32]> {
+    match (principal, grant.group) {
+        (Some(p), _) => Some(std::slice::from_ref(p)),
+        (None, Some(g)) => members.get(g as usize).map(Vec::as_slice),
+        (None, None) => None,
+    }
+}
+
+/// A grant's entries for each subject: one per resource type its role has permissions on
+/// (only the listed type for a resource-list scope, unless the role is for emergencies).
+fn entries_of<'a>(
+    role: &'a CRole,
+    types: &'a [CType],
+    set_types: &'a [u16],
+    grant: &CGrant,
+    gkey: u32,
+) -> impl Iterator<Item = Entry> + 'a {
+    let scope = grant.scope;
+    let scope_type = match scope {
+        CScope::Resources(i) => set_types.get(i as usize).copied(),
+        _ => None,
+    };
+    let timeless = grant.window == NO_WINDOW;
+    role.perms
+        .iter()
+        .filter(move |(t, _, _)| role.break_glass || scope_type.is_none_or(|s| s == *t))
+        .map(move |&(type_key, actions, dual)| {
+            let privileged_here = types
+                .get(usize::from(type_key))
+                .is_some_and(|t| t.privileged & actions != 0);
+            Entry {
+                actions,
+                scope,
+                grant: gkey,
+                type_key,
+                break_glass: role.break_glass,
+                plain: timeless
+                    && dual == 0
+                    && !role.requires_mfa
+                    && !role.privileged
+                    && !privileged_here
+                    && !role.break_glass,
+            }
+        })
 }
 
 fn approx_bytes(

@@ -73,27 +73,12 @@ impl Serialize for Name {
 
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
-        d.deserialize_str(Text { share: true })
+        d.deserialize_str(Text)
     }
 }
 
-/// Reads an optional name without sharing it: for names that repeat little but are many
-/// (the principal of each grant: a million of them, each on a few grants), where looking
-/// each up in the table costs more, in cache misses, than the allocation it saves.
-pub fn fresh<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Name>, D::Error> {
-    struct Fresh(Name);
-    impl<'de> Deserialize<'de> for Fresh {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fresh, D::Error> {
-            d.deserialize_str(Text { share: false }).map(Fresh)
-        }
-    }
-    Ok(Option::<Fresh>::deserialize(d)?.map(|f| f.0))
-}
-
-/// Reads a string as a [`Name`], shared through [`interning`]'s table or not.
-struct Text {
-    share: bool,
-}
+/// Reads a string as a [`Name`], shared through [`interning`]'s table.
+struct Text;
 
 impl serde::de::Visitor<'_> for Text {
     type Value = Name;
@@ -101,7 +86,7 @@ impl serde::de::Visitor<'_> for Text {
         f.write_str("a string")
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
-        Ok(if self.share { intern(v) } else { Name::from(v) })
+        Ok(intern(v))
     }
 }
 

@@ -92,7 +92,8 @@ pub(crate) struct PrincipalRecord<'b> {
     pub dormancy: Option<(Timestamp, Seconds)>,
     pub tenant: Option<&'b str>,
     pub groups: Vec<u32>,
-    pub entries: Vec<Entry>,
+    /// How many entries the record holds, placed after with [`TableBuilder::place`].
+    pub entries: u32,
 }
 
 /// Principals by id and by dense key.
@@ -119,19 +120,21 @@ fn hash(id: &str) -> u64 {
 }
 
 impl PrincipalTable {
-    /// Builds the table from records in dense-key order holding `entries` entries in all.
-    /// `None` if the arena would outgrow 32-bit offsets.
+    /// Lays out one record per principal, keyed in order, with room for the entries each
+    /// says it holds (`entries` in all); [`TableBuilder::place`] fills them. `None` if the
+    /// arena would outgrow 32-bit offsets.
     pub fn build<'b>(
         records: impl ExactSizeIterator<Item = PrincipalRecord<'b>>,
         entries: usize,
-    ) -> Option<PrincipalTable> {
+    ) -> Option<TableBuilder> {
         let n = records.len();
         let mut table = PrincipalTable {
             slots: vec![0; (n * 2).next_power_of_two().max(2)],
-            arena: Vec::with_capacity(entries + 2 * n),
+            arena: Vec::with_capacity(entries.saturating_add(2 * n)),
             offsets: Vec::with_capacity(n),
             ..PrincipalTable::default()
         };
+        let mut next = Vec::with_capacity(n);
         for (key, r) in records.enumerate() {
             let key = u32::try_from(key).ok()?;
             let offset = u32::try_from(table.arena.len()).ok()?;
@@ -139,7 +142,7 @@ impl PrincipalTable {
             table.arena.push(Cell::Head(Head {
                 status: r.status,
                 shared: r.shared,
-                entries: u32::try_from(r.entries.len()).ok()?,
+                entries: r.entries,
                 last_activity: last,
                 dormant_after: cut,
             }));
@@ -158,7 +161,9 @@ impl PrincipalTable {
                 }
             }
             table.arena.push(Cell::Id(id));
-            table.arena.extend(r.entries.into_iter().map(Cell::Entry));
+            next.push(offset.checked_add(2)?);
+            let end = table.arena.len().checked_add(r.entries as usize)?;
+            table.arena.resize(end, Cell::Entry(UNPLACED));
             table.offsets.push(offset);
             if let Some(t) = r.tenant {
                 table.tenants.insert(key, Box::from(t));
@@ -176,7 +181,7 @@ impl PrincipalTable {
                 *slot = (h & 0xffff_ffff_0000_0000) | (u64::from(offset) + 1);
             }
         }
-        Some(table)
+        Some(TableBuilder { table, next })
     }
 
     /// Number of principals.
@@ -250,6 +255,62 @@ impl PrincipalTable {
     }
 }
 
+/// What an entry cell holds until [`TableBuilder::place`] fills it.
+const UNPLACED: Entry = Entry {
+    actions: 0,
+    scope: crate::snapshot::CScope::All,
+    grant: u32::MAX,
+    type_key: u16::MAX,
+    break_glass: false,
+    plain: false,
+};
+
+/// A principal table whose records are laid out and are being filled with entries.
+#[derive(Debug)]
+pub(crate) struct TableBuilder {
+    table: PrincipalTable,
+    /// Per dense key: the arena index the record's next entry goes to.
+    next: Vec<u32>,
+}
+
+impl TableBuilder {
+    /// Puts one of principal `key`'s entries in its record; `None` when the record has no
+    /// room left (more entries than it was built to hold).
+    pub fn place(&mut self, key: u32, entry: Entry) -> Option<()> {
+        let next = self.next.get_mut(key as usize)?;
+        let offset = *self.table.offsets.get(key as usize)? as usize;
+        let Some(Cell::Head(head)) = self.table.arena.get(offset) else {
+            return None;
+        };
+        if *next as usize >= offset + 2 + head.entries as usize {
+            return None;
+        }
+        *self.table.arena.get_mut(*next as usize)? = Cell::Entry(entry);
+        *next += 1;
+        Some(())
+    }
+
+    /// The finished table, each record's entries sorted by (type key, grant); `None` when
+    /// a record was left with room unfilled.
+    pub fn finish(mut self) -> Option<PrincipalTable> {
+        for (&offset, &next) in self.table.offsets.iter().zip(&self.next) {
+            let start = offset as usize + 2;
+            let Some(Cell::Head(head)) = self.table.arena.get(offset as usize) else {
+                return None;
+            };
+            let end = start + head.entries as usize;
+            if next as usize != end {
+                return None;
+            }
+            self.table.arena.get_mut(start..end)?.sort_unstable_by_key(|c| match c {
+                Cell::Entry(e) => (e.type_key, e.grant),
+                _ => (u16::MAX, u32::MAX),
+            });
+        }
+        Some(self.table)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +323,7 @@ mod tests {
             dormancy: None,
             tenant: None,
             groups: Vec::new(),
-            entries: Vec::new(),
+            entries: 0,
         }
     }
 
@@ -273,7 +334,7 @@ mod tests {
             .map(|i| format!("p{i}"))
             .chain([long.to_owned(), "P1".to_owned()])
             .collect();
-        let table = PrincipalTable::build(ids.iter().map(|id| record(id)), 0).unwrap();
+        let table = PrincipalTable::build(ids.iter().map(|id| record(id)), 0).unwrap().finish().unwrap();
         for (k, id) in ids.iter().enumerate() {
             let p = table.get(id).unwrap();
             assert_eq!((p.key as usize, p.id), (k, id.as_str()));
@@ -282,5 +343,37 @@ mod tests {
         assert!(table.get("p5000").is_none());
         assert!(table.get("").is_none());
         assert_ne!(table.get("P1").unwrap().key, table.get("p1").unwrap().key);
+    }
+
+    #[test]
+    fn entries_fill_their_records_sorted_and_exactly() {
+        let entry = |type_key: u16, grant: u32| Entry {
+            type_key,
+            grant,
+            ..UNPLACED
+        };
+        let records = || {
+            [("a", 2), ("b", 0), ("c", 1)].into_iter().map(|(id, n)| PrincipalRecord {
+                entries: n,
+                ..record(id)
+            })
+        };
+        let mut builder = PrincipalTable::build(records(), 3).unwrap();
+        builder.place(0, entry(1, 0)).unwrap();
+        builder.place(2, entry(0, 1)).unwrap();
+        builder.place(0, entry(0, 2)).unwrap();
+        assert!(builder.place(0, entry(0, 3)).is_none(), "a full record takes no more");
+        assert!(builder.place(1, entry(0, 3)).is_none());
+        assert!(builder.place(3, entry(0, 3)).is_none(), "no such key");
+        let table = builder.finish().unwrap();
+        let of = |id: &str| -> Vec<(u16, u32)> { table.get(id).unwrap().entries().map(|e| (e.type_key, e.grant)).collect() };
+        assert_eq!(of("a"), [(0, 2), (1, 0)]);
+        assert_eq!(of("b"), []);
+        assert_eq!(of("c"), [(0, 1)]);
+        // A record left short is a broken table, not one with a made-up entry.
+        let mut short = PrincipalTable::build(records(), 3).unwrap();
+        short.place(0, entry(0, 0)).unwrap();
+        short.place(2, entry(0, 1)).unwrap();
+        assert!(short.finish().is_none());
     }
 }

@@ -183,7 +183,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
     for i in 0..rng.random_range(2..=20) {
         let Some(role) = pick(rng, &roles) else { break };
         let on_group = !groups.is_empty() && rng.random_bool(0.25);
-        let (principal, group, grantees): (Option<Name>, Option<Name>, Vec<String>) = if on_group {
+        let (principal, group, grantees): (Option<Box<str>>, Option<Name>, Vec<String>) = if on_group {
             let Some(g) = pick(rng, &groups).cloned() else { continue };
             (None, Some(g.name.as_str().into()), g.members.clone())
         } else {
