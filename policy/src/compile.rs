@@ -333,7 +333,6 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             key32(windows.len() - 1, "grant windows")?
         };
         let grant = CGrant {
-            id: g.id.clone(),
             role: role_key,
             group,
             scope,
@@ -422,6 +421,11 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let principals = table.finish().ok_or_else(too_many)?;
 
     let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
+    let grant_ids: Vec<_> = if bundle.grants.iter().any(|g| g.id.is_some()) {
+        bundle.grants.iter().map(|g| g.id.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let stats = Stats {
         principals: principals.len(),
         grants: grants.len(),
@@ -440,7 +444,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             .len(),
         resource_sets: resource_sets.len(),
         denies: denies.len(),
-        approx_bytes: approx_bytes(&principals, &grants, &resource_sets, &reverse),
+        approx_bytes: approx_bytes(&principals, &grants, &grant_ids, &resource_sets, &reverse),
     };
     Ok(Snapshot {
         version,
@@ -453,6 +457,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         principals,
         tenants,
         grants,
+        grant_ids,
         windows,
         resource_sets,
         denies,
@@ -589,15 +594,13 @@ fn entries_of<'a>(
 fn approx_bytes(
     principals: &PrincipalTable,
     grants: &[CGrant],
+    ids: &[Option<std::sync::Arc<str>>],
     sets: &[RoaringBitmap],
     reverse: &ReverseIndex,
 ) -> usize {
     let grant_bytes = std::mem::size_of_val(grants)
-        + grants
-            .iter()
-            .filter_map(|g| g.id.as_ref())
-            .map(|id| id.len())
-            .sum::<usize>();
+        + std::mem::size_of_val(ids)
+        + ids.iter().flatten().map(|id| id.len()).sum::<usize>();
     let set_bytes: usize = sets.iter().map(|s| s.serialized_size()).sum();
     let pairs =
         reverse.everything.len() + reverse.by_resources.len() + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
@@ -607,6 +610,7 @@ fn approx_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RuleRef;
     use crate::synth::{LargeShape, large_bundle};
 
     fn yaml(text: &str) -> Bundle {
@@ -618,6 +622,23 @@ resource_types: [{name: note, actions: [read, write]}]
 roles: [{name: reader, permissions: {note: [read]}}]
 principals: [{id: ann}, {id: bob}]
 ";
+
+    #[test]
+    fn decisions_name_a_grant_by_its_id_or_its_place() {
+        let named = compile(
+            &yaml(&format!(
+                "{BASE}grants: [{{principal: ann, role: reader, scope: all}}, {{id: bob-reads, principal: bob, role: reader, scope: all}}]"
+            )),
+            1,
+        )
+        .unwrap();
+        let anonymous = compile(&yaml(&format!("{BASE}grants: [{{principal: bob, role: reader, scope: all}}]")), 1).unwrap();
+        assert_eq!(named.rule_name(&RuleRef::Grant(0)), "grants[0]");
+        assert_eq!(named.rule_name(&RuleRef::Grant(1)), "bob-reads");
+        assert_eq!(anonymous.rule_name(&RuleRef::Grant(0)), "grants[0]");
+        assert!(anonymous.grant_ids.is_empty(), "no table when no grant has an id");
+        assert_eq!(std::mem::size_of::<CGrant>(), 24, "a compiled grant holds no id of its own");
+    }
 
     #[test]
     fn the_compiler_refuses_rather_than_drops_a_rule_validation_missed() {

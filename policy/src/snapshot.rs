@@ -23,6 +23,9 @@ pub struct Snapshot {
     pub(crate) principals: PrincipalTable,
     pub(crate) tenants: IdSpace,
     pub(crate) grants: Vec<CGrant>,
+    /// Grant key -> the grant's own id. Empty when no grant has one (as in large generated
+    /// bundles), so ten million anonymous grants cost nothing here.
+    pub(crate) grant_ids: Vec<Option<std::sync::Arc<str>>>,
     pub(crate) windows: Vec<Window>,
     /// INVARIANT: `CScope::Resources(i)` always has `i < resource_sets.len()`.
     pub(crate) resource_sets: Vec<RoaringBitmap>,
@@ -116,7 +119,6 @@ pub(crate) const ANY_TENANT: u32 = u32::MAX;
 /// A bundle grant's conditions and provenance.
 #[derive(Debug)]
 pub(crate) struct CGrant {
-    pub id: Option<std::sync::Arc<str>>,
     pub role: u32,
     pub group: Option<u32>,
     pub scope: CScope,
@@ -253,7 +255,7 @@ impl Snapshot {
     /// The id of a rule as decisions and audit records name it.
     pub fn rule_name<'a>(&'a self, rule: &'a RuleRef) -> Cow<'a, str> {
         match rule {
-            RuleRef::Grant(i) => match self.grants.get(*i as usize).and_then(|g| g.id.as_deref()) {
+            RuleRef::Grant(i) => match self.grant_ids.get(*i as usize).and_then(Option::as_deref) {
                 Some(id) => Cow::Borrowed(id),
                 None => Cow::Owned(format!("grants[{i}]")),
             },
