@@ -406,10 +406,12 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             || format!("grants[{gkey}].role"),
             || "its role".to_owned(),
         )?;
-        let subjects = subjects_of((*principal != NO_PRINCIPAL).then_some(principal), grant, &members)
-            .ok_or_else(|| CompileError::Internal {
-                path: format!("grants[{gkey}]"),
-                what: "a subject (`principal` or `group`)".to_owned(),
+        let subjects =
+            subjects_of((*principal != NO_PRINCIPAL).then_some(principal), grant, &members).ok_or_else(|| {
+                CompileError::Internal {
+                    path: format!("grants[{gkey}]"),
+                    what: "a subject (`principal` or `group`)".to_owned(),
+                }
             })?;
         for &p in subjects {
             for e in entries_of(role, &types, &set_types, grant, gkey) {
@@ -632,12 +634,20 @@ principals: [{id: ann}, {id: bob}]
             1,
         )
         .unwrap();
-        let anonymous = compile(&yaml(&format!("{BASE}grants: [{{principal: bob, role: reader, scope: all}}]")), 1).unwrap();
+        let anonymous = compile(
+            &yaml(&format!("{BASE}grants: [{{principal: bob, role: reader, scope: all}}]")),
+            1,
+        )
+        .unwrap();
         assert_eq!(named.rule_name(&RuleRef::Grant(0)), "grants[0]");
         assert_eq!(named.rule_name(&RuleRef::Grant(1)), "bob-reads");
         assert_eq!(anonymous.rule_name(&RuleRef::Grant(0)), "grants[0]");
         assert!(anonymous.grant_ids.is_empty(), "no table when no grant has an id");
-        assert_eq!(std::mem::size_of::<CGrant>(), 24, "a compiled grant holds no id of its own");
+        assert_eq!(
+            std::mem::size_of::<CGrant>(),
+            24,
+            "a compiled grant holds no id of its own"
+        );
     }
 
     #[test]

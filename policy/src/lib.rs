@@ -37,6 +37,7 @@ pub mod request;
 pub mod review;
 pub mod selfcheck;
 mod snapshot;
+mod stream;
 pub mod synth;
 pub mod time;
 mod validate;
@@ -48,7 +49,7 @@ pub use compile::{CompileError, CompileOptions, compile, compile_source, compile
 pub use decision::{Decision, Effect, Flags, Reason, RuleRef};
 pub use filter::{RowFilter, SqlParam, SqlPredicate};
 pub use overlay::{Overlay, TemporaryGrant};
-pub use parse::{Format, ParseError, parse_bundle, parse_tests};
+pub use parse::{Format, ParseError, parse_bundle, parse_tests, read_bundle};
 pub use request::{Factor, Request, Resource, Session};
 pub use snapshot::{Snapshot, Stats};
 pub use time::{Seconds, Timestamp};

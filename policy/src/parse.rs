@@ -309,6 +309,39 @@ pub fn parse_bundle(bytes: &[u8], format: Format) -> Result<Bundle, ParseError> 
     parsed
 }
 
+/// [`parse_bundle`] from a file (or any reader that can go back to its start), without
+/// holding the whole document: a JSON bundle's grants are parsed as they stream in, so a
+/// 1 GB bundle never sits in memory beside what it parses into. YAML, and any JSON
+/// document the streaming reader does not expect or finds a problem in, is read whole
+/// and parsed by [`parse_bundle`], which gives the same bundle or the error with its place.
+pub fn read_bundle(mut input: impl std::io::Read + std::io::Seek, format: Format) -> Result<Bundle, ParseError> {
+    let io_error = |e: std::io::Error| ParseError {
+        format,
+        line: None,
+        column: None,
+        message: format!("cannot read the document: {e}"),
+    };
+    if format == Format::Json {
+        let len = input.seek(std::io::SeekFrom::End(0)).map_err(io_error)?;
+        input.rewind().map_err(io_error)?;
+        let room = usize::try_from(len).unwrap_or(usize::MAX) / MIN_GRANT_BYTES;
+        let mut buffered = std::io::BufReader::with_capacity(STREAM_BUFFER, &mut input);
+        match crate::name::interning(|| crate::stream::read_json_bundle(&mut buffered, room)) {
+            Ok(bundle) => return Ok(bundle),
+            Err(crate::stream::GiveUp::Io(e)) => return Err(io_error(e)),
+            Err(crate::stream::GiveUp::Shape) => {}
+        }
+        drop(buffered);
+        input.rewind().map_err(io_error)?;
+    }
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes).map_err(io_error)?;
+    parse_bundle(&bytes, format)
+}
+
+/// Bytes the streaming reader reads at a time.
+const STREAM_BUFFER: usize = 4 << 20;
+
 /// Reads a policy test file (`tests: [...]`).
 pub fn parse_tests(bytes: &[u8], format: Format) -> Result<PolicyTestFile, ParseError> {
     parse(bytes, format)

@@ -334,7 +334,10 @@ mod tests {
             .map(|i| format!("p{i}"))
             .chain([long.to_owned(), "P1".to_owned()])
             .collect();
-        let table = PrincipalTable::build(ids.iter().map(|id| record(id)), 0).unwrap().finish().unwrap();
+        let table = PrincipalTable::build(ids.iter().map(|id| record(id)), 0)
+            .unwrap()
+            .finish()
+            .unwrap();
         for (k, id) in ids.iter().enumerate() {
             let p = table.get(id).unwrap();
             assert_eq!((p.key as usize, p.id), (k, id.as_str()));
@@ -353,10 +356,12 @@ mod tests {
             ..UNPLACED
         };
         let records = || {
-            [("a", 2), ("b", 0), ("c", 1)].into_iter().map(|(id, n)| PrincipalRecord {
-                entries: n,
-                ..record(id)
-            })
+            [("a", 2), ("b", 0), ("c", 1)]
+                .into_iter()
+                .map(|(id, n)| PrincipalRecord {
+                    entries: n,
+                    ..record(id)
+                })
         };
         let mut builder = PrincipalTable::build(records(), 3).unwrap();
         builder.place(0, entry(1, 0)).unwrap();
@@ -366,7 +371,14 @@ mod tests {
         assert!(builder.place(1, entry(0, 3)).is_none());
         assert!(builder.place(3, entry(0, 3)).is_none(), "no such key");
         let table = builder.finish().unwrap();
-        let of = |id: &str| -> Vec<(u16, u32)> { table.get(id).unwrap().entries().map(|e| (e.type_key, e.grant)).collect() };
+        let of = |id: &str| -> Vec<(u16, u32)> {
+            table
+                .get(id)
+                .unwrap()
+                .entries()
+                .map(|e| (e.type_key, e.grant))
+                .collect()
+        };
         assert_eq!(of("a"), [(0, 2), (1, 0)]);
         assert_eq!(of("b"), []);
         assert_eq!(of("c"), [(0, 1)]);
