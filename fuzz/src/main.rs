@@ -1,6 +1,7 @@
 //! `portcullis-fuzz`: feeds random and adversarial inputs to every parser that untrusted
 //! bytes reach (bundles in YAML and JSON, policy-test files, times and durations, wire
-//! requests and their conversion), checking for each input that nothing panics, that it
+//! requests and their conversion), checking for each input that nothing panics (and that a
+//! bundle streamed from a reader is the one parsed from its bytes), that it
 //! finishes within a time budget, and that the process's peak memory stays within a
 //! budget. Structure-aware and random rather than coverage-guided: coverage-guided
 //! fuzzers need a nightly compiler or a C toolchain this project does not assume.
@@ -11,7 +12,9 @@ mod inputs;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use portcullis_policy::{CompileOptions, Format, Seconds, Timestamp, compile_with, parse_bundle, parse_tests};
+use portcullis_policy::{
+    CompileOptions, Format, Seconds, Timestamp, compile_with, parse_bundle, parse_tests, read_bundle,
+};
 use prost::Message;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -75,7 +78,11 @@ fn exercise(target: Target, bytes: &[u8]) {
             } else {
                 Format::Yaml
             };
-            if let Ok(bundle) = parse_bundle(bytes, format) {
+            let parsed = parse_bundle(bytes, format);
+            // The streaming reader must give the same bundle or the same error.
+            let streamed = read_bundle(std::io::Cursor::new(bytes), format);
+            assert_eq!(streamed, parsed, "read_bundle and parse_bundle disagree");
+            if let Ok(bundle) = parsed {
                 let options = CompileOptions {
                     self_check_samples: Some(16),
                     ..CompileOptions::default()
