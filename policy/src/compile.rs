@@ -338,15 +338,14 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             scope,
             window,
         };
-        let subjects = subjects_of(principal.as_ref(), &grant, &members).ok_or_else(|| CompileError::Internal {
-            path: format!("grants[{i}]"),
-            what: "a subject (`principal` or `group`)".to_owned(),
-        })?;
+        let principal = principal.unwrap_or(NO_PRINCIPAL);
+        let subjects = subjects_of(&principal, &grant, &members, i)?;
         let per_subject = entries_of(role, &types, &set_types, &grant, gkey).count();
+        let per_subject_u32 = u32::try_from(per_subject).map_err(|_| CompileError::TooLarge("principal entries"))?;
         for &p in subjects {
             let count = counts.get_mut(p as usize).ok_or(CompileError::TooLarge("principals"))?;
             *count = count
-                .checked_add(u32::try_from(per_subject).map_err(|_| CompileError::TooLarge("principal entries"))?)
+                .checked_add(per_subject_u32)
                 .ok_or(CompileError::TooLarge("principal entries"))?;
             entry_count += per_subject;
             if role.impersonation {
@@ -361,7 +360,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
                 CScope::Own(_) => {}
             }
         }
-        grant_principals.push(principal.unwrap_or(NO_PRINCIPAL));
+        grant_principals.push(principal);
         grants.push(grant);
     }
 
@@ -406,14 +405,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
             || format!("grants[{gkey}].role"),
             || "its role".to_owned(),
         )?;
-        let subjects =
-            subjects_of((*principal != NO_PRINCIPAL).then_some(principal), grant, &members).ok_or_else(|| {
-                CompileError::Internal {
-                    path: format!("grants[{gkey}]"),
-                    what: "a subject (`principal` or `group`)".to_owned(),
-                }
-            })?;
-        for &p in subjects {
+        for &p in subjects_of(principal, grant, &members, gkey as usize)? {
             for e in entries_of(role, &types, &set_types, grant, gkey) {
                 table.place(p, e).ok_or_else(too_many)?;
             }
@@ -546,13 +538,23 @@ fn compile_denies(
 /// `grant_principals` of a grant given to a group.
 const NO_PRINCIPAL: u32 = u32::MAX;
 
-/// The principals a grant's entries go to: its principal, or its group's members.
-fn subjects_of<'a>(principal: Option<&'a u32>, grant: &CGrant, members: &'a [Vec<u32>]) -> Option<&'a [u32]> {
-    match (principal, grant.group) {
-        (Some(p), _) => Some(std::slice::from_ref(p)),
-        (None, Some(g)) => members.get(g as usize).map(Vec::as_slice),
-        (None, None) => None,
+/// The principals grant `index`'s entries go to: its principal (unless `NO_PRINCIPAL`),
+/// or its group's members.
+fn subjects_of<'a>(
+    principal: &'a u32,
+    grant: &CGrant,
+    members: &'a [Vec<u32>],
+    index: usize,
+) -> Result<&'a [u32], CompileError> {
+    match (*principal, grant.group) {
+        (NO_PRINCIPAL, Some(g)) => members.get(g as usize).map(Vec::as_slice),
+        (NO_PRINCIPAL, None) => None,
+        _ => Some(std::slice::from_ref(principal)),
     }
+    .ok_or_else(|| CompileError::Internal {
+        path: format!("grants[{index}]"),
+        what: "a subject (`principal` or `group`)".to_owned(),
+    })
 }
 
 /// A grant's entries for each subject: one per resource type its role has permissions on

@@ -137,25 +137,7 @@ impl<R: BufRead> Doc<'_, R> {
     /// Appends the next JSON value's bytes to `out`, read up to its end. Only the value's
     /// extent is found here (strings, escapes, nesting); serde checks the bytes later.
     fn value(&mut self, out: &mut Vec<u8>) -> Result<(), GiveUp> {
-        let mut end = ValueEnd::default();
-        loop {
-            let bytes = self.fill()?;
-            if bytes.is_empty() {
-                return Err(GiveUp::Shape);
-            }
-            match end.scan(bytes) {
-                Some(n) => {
-                    out.extend_from_slice(bytes.get(..n).ok_or(GiveUp::Shape)?);
-                    self.input.consume(n);
-                    return Ok(());
-                }
-                None => {
-                    out.extend_from_slice(bytes);
-                    let n = bytes.len();
-                    self.input.consume(n);
-                }
-            }
-        }
+        self.rest_of_value(&mut ValueEnd::default(), out)
     }
 
     /// Reads a `[grant, ...]` list, parsing each grant from the buffer where it lies whole
