@@ -1,6 +1,6 @@
 //! The compiler: validated bundle -> [`Snapshot`], then a self-check against the reference.
 
-use crate::bundle::{Bundle, Classification, Scope, WILDCARD};
+use crate::bundle::{Bundle, Classification, Grant, Scope, WILDCARD};
 use crate::ids::IdSpace;
 use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
@@ -9,7 +9,8 @@ use crate::snapshot::{
 };
 use crate::validate::{ValidationErrors, validate};
 use roaring::RoaringBitmap;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -92,7 +93,7 @@ pub fn compile_source(
     options: CompileOptions,
 ) -> Result<Snapshot, CompileError> {
     let bundle = crate::parse::parse_bundle(bytes, format)?;
-    compile_with(&bundle, version, options).map_err(|e| match e {
+    compile_owned(bundle, version, options).map_err(|e| match e {
         CompileError::Invalid(mut errors) => {
             errors.locate(bytes);
             CompileError::Invalid(errors)
@@ -103,17 +104,38 @@ pub fn compile_source(
 
 /// [`compile`] with explicit self-check options.
 pub fn compile_with(bundle: &Bundle, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
+    compile_cow(Cow::Borrowed(bundle), version, options)
+}
+
+/// [`compile_with`] on a bundle it may spend: the grants are freed once resolved, before the
+/// snapshot is laid out, so the bundle and the finished snapshot are never held together.
+pub fn compile_owned(bundle: Bundle, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
+    compile_cow(Cow::Owned(bundle), version, options)
+}
+
+/// Validates, works out the reference's answers, builds, and puts the snapshot to them.
+fn compile_cow(bundle: Cow<'_, Bundle>, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
     let cancelled = || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
-    validate(bundle)?;
+    validate(&bundle)?;
     if cancelled() {
         return Err(CompileError::Cancelled);
     }
-    let snapshot = build(bundle, version)?;
-    let samples = options.self_check_samples.unwrap_or_else(|| default_samples(bundle));
-    let mismatches = selfcheck::verify(bundle, &snapshot, samples, options.seed, &cancelled);
+    let samples = options.self_check_samples.unwrap_or_else(|| default_samples(&bundle));
+    let expected = selfcheck::expect(&bundle, version, samples, options.seed, &cancelled);
     if cancelled() {
         return Err(CompileError::Cancelled);
     }
+    let (snapshot, tests) = match bundle {
+        Cow::Borrowed(b) => (
+            build_from(b, Grants::Borrowed(&b.grants), version)?,
+            Cow::Borrowed(&b.tests),
+        ),
+        Cow::Owned(mut b) => {
+            let grants = std::mem::take(&mut b.grants);
+            (build_from(&b, Grants::Owned(grants), version)?, Cow::Owned(b.tests))
+        }
+    };
+    let mismatches = expected.compare(&snapshot, &tests);
     if mismatches.is_empty() {
         Ok(snapshot)
     } else {
@@ -139,11 +161,28 @@ fn found<T>(found: Option<T>, path: impl FnOnce() -> String, what: impl FnOnce()
     })
 }
 
-/// Builds the snapshot of an already validated bundle.
-pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
+/// A bundle's grants, borrowed or owned: owned ones are freed once resolved.
+enum Grants<'a> {
+    Borrowed(&'a [Grant]),
+    Owned(Vec<Grant>),
+}
+
+impl Grants<'_> {
+    fn as_slice(&self) -> &[Grant] {
+        match self {
+            Grants::Borrowed(g) => g,
+            Grants::Owned(g) => g,
+        }
+    }
+}
+
+/// Builds the snapshot of validated `bundle` with `grants`. `bundle.grants` is not read
+/// (it is empty when the grants are owned): every grant is reached through `grants`.
+fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Snapshot, CompileError> {
+    let bundle_grants = grants_in.as_slice();
     // The resource ids grants list, by type, in one pass over the grants (not one per type).
     let mut listed: FxHashMap<&str, Vec<&[Box<str>]>> = FxHashMap::default();
-    for g in &bundle.grants {
+    for g in bundle_grants {
         if let Scope::Resources { resource_type, ids } = &g.scope {
             listed.entry(resource_type).or_default().push(ids);
         }
@@ -238,7 +277,7 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         members.push(keys.collect::<Result<_, _>>()?);
     }
 
-    let tenant_names = bundle.grants.iter().filter_map(|g| match &g.scope {
+    let tenant_names = bundle_grants.iter().filter_map(|g| match &g.scope {
         Scope::Tenant(t) | Scope::Own { tenant: Some(t) } => Some(&**t),
         _ => None,
     });
@@ -250,15 +289,19 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     // resolves them and counts each principal's entries, the table makes room, a second
     // pass places them (no per-principal lists held beside the table).
     let mut counts: Vec<u32> = vec![0; bundle.principals.len()];
-    let mut grant_principals: Vec<u32> = Vec::with_capacity(bundle.grants.len());
-    let mut grants = Vec::with_capacity(bundle.grants.len());
+    let mut grant_principals: Vec<u32> = Vec::with_capacity(bundle_grants.len());
+    let mut grants = Vec::with_capacity(bundle_grants.len());
     let mut windows = Vec::new();
     let mut resource_sets = Vec::new();
     let mut set_types: Vec<u16> = Vec::new();
     let mut reverse = ReverseIndex::default();
     let mut impersonators: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     let mut entry_count = 0usize;
-    for (i, g) in bundle.grants.iter().enumerate() {
+    // Ids live in their own table, left empty when no grant has one.
+    let keep_ids = bundle_grants.iter().any(|g| g.id.is_some());
+    let mut grant_ids: Vec<Option<Arc<str>>> = Vec::with_capacity(if keep_ids { bundle_grants.len() } else { 0 });
+    let mut tenant_scoped = RoaringBitmap::new();
+    for (i, g) in bundle_grants.iter().enumerate() {
         let gkey = key32(i, "grants")?;
         let at = |field: &str| format!("grants[{i}].{field}");
         let role_key = found(
@@ -274,7 +317,11 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         let tenant_key = |t: &str| found(tenants.key(t), || at("scope.tenant"), || format!("tenant `{t}`"));
         let scope = match &g.scope {
             Scope::All => CScope::All,
-            Scope::Tenant(t) => CScope::Tenant(tenant_key(t)?),
+            Scope::Tenant(t) => {
+                let key = tenant_key(t)?;
+                tenant_scoped.insert(key);
+                CScope::Tenant(key)
+            }
             Scope::Own { tenant } => CScope::Own(match tenant {
                 Some(t) => tenant_key(t)?,
                 None => ANY_TENANT,
@@ -362,7 +409,13 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
         }
         grant_principals.push(principal);
         grants.push(grant);
+        if keep_ids {
+            grant_ids.push(g.id.clone());
+        }
     }
+    // Everything the snapshot needs from the grants is resolved: owned ones go now, before
+    // the principal table is laid out.
+    drop(grants_in);
 
     // Group lists are only needed to match deny rules that select by group.
     let mut principal_groups: Vec<Vec<u32>> = vec![Vec::new(); bundle.principals.len()];
@@ -415,27 +468,11 @@ pub(crate) fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileEr
     let principals = table.finish().ok_or_else(too_many)?;
 
     let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
-    let grant_ids: Vec<_> = if bundle.grants.iter().any(|g| g.id.is_some()) {
-        bundle.grants.iter().map(|g| g.id.clone()).collect()
-    } else {
-        Vec::new()
-    };
     let stats = Stats {
         principals: principals.len(),
         grants: grants.len(),
         entries: entry_count,
-        tenants: bundle
-            .grants
-            .iter()
-            .filter_map(|g| {
-                if let Scope::Tenant(t) = &g.scope {
-                    Some(&**t)
-                } else {
-                    None
-                }
-            })
-            .collect::<FxHashSet<&str>>()
-            .len(),
+        tenants: tenant_scoped.len() as usize,
         resource_sets: resource_sets.len(),
         denies: denies.len(),
         approx_bytes: approx_bytes(&principals, &grants, &grant_ids, &resource_sets, &reverse),
@@ -614,8 +651,13 @@ fn approx_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RuleRef;
     use crate::synth::{LargeShape, large_bundle};
+    use crate::{Effect, Overlay, RuleRef};
+
+    /// Builds (no self-check) the snapshot of an already validated bundle.
+    fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
+        build_from(bundle, Grants::Borrowed(&bundle.grants), version)
+    }
 
     fn yaml(text: &str) -> Bundle {
         crate::parse_bundle(text.as_bytes(), crate::Format::Yaml).unwrap()
@@ -626,6 +668,52 @@ resource_types: [{name: note, actions: [read, write]}]
 roles: [{name: reader, permissions: {note: [read]}}]
 principals: [{id: ann}, {id: bob}]
 ";
+
+    #[test]
+    fn an_owned_bundle_compiles_to_what_a_borrowed_one_does() {
+        use crate::synth::{random_bundle, random_request, rng};
+        for seed in 0..24 {
+            let mut bundle = random_bundle(seed);
+            let borrowed = compile(&bundle, 5).unwrap();
+            let owned = compile_owned(bundle.clone(), 5, CompileOptions::default()).unwrap();
+            assert_eq!(owned.stats(), borrowed.stats(), "seed {seed}");
+            let mut rng = rng(seed);
+            let requests: Vec<_> = (0..32).map(|_| random_request(&bundle, &mut rng)).collect();
+            for r in &requests {
+                let (a, b) = (owned.check(r, Overlay::empty()), borrowed.check(r, Overlay::empty()));
+                assert!(selfcheck::same(&a, &b), "seed {seed}: {a:?} against {b:?}");
+            }
+            // A bundle test that expects the opposite of the decision refuses both ways,
+            // in the same words: the owned path checks against the reference it worked
+            // out before the grants went.
+            let request = requests[0].clone();
+            let decision = borrowed.check(&request, Overlay::empty());
+            bundle.tests.push(crate::PolicyTest {
+                name: "flipped".to_owned(),
+                request,
+                expect: if decision.is_allowed() {
+                    Effect::Deny
+                } else {
+                    Effect::Allow
+                },
+                reason: None,
+                rule: None,
+                flags: None,
+                hide_forbidden: false,
+            });
+            let refusal = |r: Result<Snapshot, CompileError>| match r {
+                Err(CompileError::SelfCheck(m)) => m,
+                other => panic!(
+                    "seed {seed}: expected a self-check failure, got {:?}",
+                    other.map(|_| ())
+                ),
+            };
+            let from_owned = refusal(compile_owned(bundle.clone(), 5, CompileOptions::default()));
+            assert_eq!(from_owned, refusal(compile(&bundle, 5)), "seed {seed}");
+            assert_eq!(from_owned.len(), 1, "seed {seed}: {from_owned:?}");
+            assert_eq!(from_owned[0].what, "policy test `flipped`");
+        }
+    }
 
     #[test]
     fn decisions_name_a_grant_by_its_id_or_its_place() {
@@ -701,7 +789,7 @@ principals: [{id: ann}, {id: bob}]
 
     #[test]
     fn a_broken_window_index_denies_as_an_internal_error() {
-        use crate::{Overlay, Reason, Request, Resource};
+        use crate::{Reason, Request, Resource};
         let bundle = yaml(&format!(
             "{BASE}grants: [{{principal: ann, role: reader, scope: all, expires: \"2999-01-01T00:00:00Z\"}}]"
         ));

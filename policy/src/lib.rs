@@ -45,7 +45,7 @@ mod validate;
 pub use access::{AccessPath, Condition, Listing, Need, Target};
 pub use activity::Activity;
 pub use bundle::{Bundle, PolicyTest, PolicyTestFile, Scope};
-pub use compile::{CompileError, CompileOptions, compile, compile_source, compile_with};
+pub use compile::{CompileError, CompileOptions, compile, compile_owned, compile_source, compile_with};
 pub use decision::{Decision, Effect, Flags, Reason, RuleRef};
 pub use filter::{RowFilter, SqlParam, SqlPredicate};
 pub use overlay::{Overlay, TemporaryGrant};

@@ -151,33 +151,47 @@ pub fn run_tests(
     tests
         .iter()
         .map(|t| {
-            let outcome = |decision, failure| TestOutcome {
-                name: t.name.clone(),
-                kind: CaseKind::Check,
-                decision,
-                failure,
-            };
-            let Some(at) = t.request.at.or(now) else {
-                return outcome(None, Some(UNTIMED.to_owned()));
-            };
-            let request = Request {
-                at: Some(at),
-                ..t.request.clone()
-            };
-            let decision = snapshot.check(&request, Overlay::empty());
-            let reference = reference::check(bundle, Overlay::empty(), &request, snapshot.version());
-            let failure = check_failure(snapshot, t, &decision).or_else(|| {
-                (!same(&decision, &reference)).then(|| {
-                    format!(
-                        "compiled says {}, reference says {}",
-                        summary(snapshot, &decision, false),
-                        summary(snapshot, &reference, false)
-                    )
-                })
+            let expected = timed(t, now).map(|request| {
+                let reference = reference::check(bundle, Overlay::empty(), &request, snapshot.version());
+                (request, reference)
             });
-            outcome(Some(decision), failure)
+            check_outcome(snapshot, t, expected.as_ref())
         })
         .collect()
+}
+
+/// A check case's request at its own time, or at `now`; `None` when it has neither.
+fn timed(t: &PolicyTest, now: Option<Timestamp>) -> Option<Request> {
+    let at = t.request.at.or(now)?;
+    Some(Request {
+        at: Some(at),
+        ..t.request.clone()
+    })
+}
+
+/// The outcome of check case `t`, given its timed request and the reference's decision
+/// on it (`None`: the case has no time).
+fn check_outcome(snapshot: &Snapshot, t: &PolicyTest, expected: Option<&(Request, Decision)>) -> TestOutcome {
+    let outcome = |decision, failure| TestOutcome {
+        name: t.name.clone(),
+        kind: CaseKind::Check,
+        decision,
+        failure,
+    };
+    let Some((request, reference)) = expected else {
+        return outcome(None, Some(UNTIMED.to_owned()));
+    };
+    let decision = snapshot.check(request, Overlay::empty());
+    let failure = check_failure(snapshot, t, &decision).or_else(|| {
+        (!same(&decision, reference)).then(|| {
+            format!(
+                "compiled says {}, reference says {}",
+                summary(snapshot, &decision, false),
+                summary(snapshot, reference, false)
+            )
+        })
+    });
+    outcome(Some(decision), failure)
 }
 
 const UNTIMED: &str = "no time: give the case an `at` (or the test file a `now:`)";
@@ -308,27 +322,31 @@ pub fn same(a: &Decision, b: &Decision) -> bool {
     a.effect == b.effect && a.reason == b.reason && a.rule == b.rule && a.flags == b.flags
 }
 
-/// Runs the bundle's tests and `samples` generated requests through both evaluators,
-/// stopping early once `stop` says so. The generated requests are drawn in order from
-/// `seed`, one at a time, by up to [`SELF_CHECK_THREADS`] scoped threads (the reference
-/// scans the whole bundle per request: seconds on ten million grants); mismatches come
-/// back in request order whatever the number of threads.
-pub fn verify(
-    bundle: &Bundle,
-    snapshot: &Snapshot,
-    samples: usize,
-    seed: u64,
-    stop: &(dyn Fn() -> bool + Sync),
-) -> Vec<Mismatch> {
-    let mut out: Vec<Mismatch> = run_tests(bundle, snapshot, &bundle.tests, None)
-        .into_iter()
-        .filter_map(|o| {
-            o.failure.map(|detail| Mismatch {
-                what: format!("policy test `{}`", o.name),
-                detail,
-            })
-        })
-        .collect();
+/// The reference evaluator's answers for the self-check: each bundle test's timed request,
+/// and `samples` generated ones, with the reference's decision. They are worked out from the
+/// bundle before the snapshot exists, so a compiler that owns the bundle can free its grants
+/// before laying the snapshot out; [`Expected::compare`] then puts the snapshot to them.
+#[derive(Debug)]
+pub struct Expected {
+    /// Per bundle test, in order: its request and the reference's decision (`None`: untimed).
+    tests: Vec<Option<(Request, Decision)>>,
+    /// Generated requests in the order drawn, with the reference's decisions.
+    generated: Vec<(Request, Decision)>,
+    /// A reference worker panicked: the self-check fails, it never passes.
+    panicked: bool,
+}
+
+/// Works out the reference's decisions (as snapshot `version`) on the bundle's tests and on
+/// `samples` generated requests, stopping early once `stop` says so. The generated requests
+/// are drawn in order from `seed`, one at a time, by up to [`SELF_CHECK_THREADS`] scoped
+/// threads (the reference scans the whole bundle per request: seconds on ten million
+/// grants); they come back in draw order whatever the number of threads.
+pub fn expect(bundle: &Bundle, version: u64, samples: usize, seed: u64, stop: &(dyn Fn() -> bool + Sync)) -> Expected {
+    let reference = |request: Request| {
+        let decision = reference::check(bundle, Overlay::empty(), &request, version);
+        (request, decision)
+    };
+    let tests = bundle.tests.iter().map(|t| timed(t, None).map(reference)).collect();
     // Requests are drawn one at a time, in order, from one generator: memory stays flat
     // however many samples are asked for, and the set drawn does not depend on threads.
     let next = std::sync::Mutex::new((0usize, synth::rng(seed)));
@@ -344,53 +362,84 @@ pub fn verify(
             (i, synth::random_request(bundle, rng))
         })
     };
-    let compare = |i: usize, req: &Request| {
-        let compiled = snapshot.check(req, Overlay::empty());
-        let expected = reference::check(bundle, Overlay::empty(), req, snapshot.version());
-        (!same(&compiled, &expected)).then(|| Mismatch {
-            what: format!("generated request {i}"),
-            detail: format!(
-                "compiled says {}, reference says {} for {}",
-                summary(snapshot, &compiled, false),
-                summary(snapshot, &expected, false),
-                serde_json::to_string(req).unwrap_or_default()
-            ),
-        })
-    };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, SELF_CHECK_THREADS)
         .min(samples.max(1));
-    let mut found: Vec<(usize, Mismatch)> = Vec::new();
+    let mut generated: Vec<(usize, (Request, Decision))> = Vec::new();
+    let mut panicked = false;
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
-                    while let Some((i, req)) = draw() {
-                        mine.extend(compare(i, &req).map(|m| (i, m)));
+                    while let Some((i, request)) = draw() {
+                        mine.push((i, reference(request)));
                     }
                     mine
                 })
             })
             .collect();
         for worker in workers {
-            // A panicking evaluator is a failed self-check, never a pass.
+            // A panicking reference is a failed self-check, never a pass.
             match worker.join() {
-                Ok(mine) => found.extend(mine),
-                Err(_) => found.push((
-                    usize::MAX,
-                    Mismatch {
-                        what: "generated requests".to_owned(),
-                        detail: "an evaluator panicked".to_owned(),
-                    },
-                )),
+                Ok(mine) => generated.extend(mine),
+                Err(_) => panicked = true,
             }
         }
     });
-    found.sort_by_key(|(i, _)| *i);
-    out.extend(found.into_iter().map(|(_, m)| m));
-    out
+    generated.sort_by_key(|(i, _)| *i);
+    Expected {
+        tests,
+        generated: generated.into_iter().map(|(_, pair)| pair).collect(),
+        panicked,
+    }
+}
+
+impl Expected {
+    /// Where `snapshot` disagrees with the reference or with a test's expectation: failed
+    /// bundle tests (`tests` are the bundle's, in the order [`expect`] saw them) first, then
+    /// generated requests in draw order.
+    pub fn compare(&self, snapshot: &Snapshot, tests: &[PolicyTest]) -> Vec<Mismatch> {
+        let failed_tests = tests.iter().zip(&self.tests).filter_map(|(t, expected)| {
+            check_outcome(snapshot, t, expected.as_ref())
+                .failure
+                .map(|detail| Mismatch {
+                    what: format!("policy test `{}`", t.name),
+                    detail,
+                })
+        });
+        let generated = self
+            .generated
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (request, expected))| {
+                // A panicking evaluator is a failed self-check, never a pass.
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    snapshot.check(request, Overlay::empty())
+                }));
+                let Ok(compiled) = checked else {
+                    return Some(Mismatch {
+                        what: format!("generated request {i}"),
+                        detail: "the compiled evaluator panicked".to_owned(),
+                    });
+                };
+                (!same(&compiled, expected)).then(|| Mismatch {
+                    what: format!("generated request {i}"),
+                    detail: format!(
+                        "compiled says {}, reference says {} for {}",
+                        summary(snapshot, &compiled, false),
+                        summary(snapshot, expected, false),
+                        serde_json::to_string(request).unwrap_or_default()
+                    ),
+                })
+            });
+        let panicked = self.panicked.then(|| Mismatch {
+            what: "generated requests".to_owned(),
+            detail: "the reference evaluator panicked".to_owned(),
+        });
+        failed_tests.chain(generated).chain(panicked).collect()
+    }
 }
 
 /// The most threads the self-check spreads its generated requests over.

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use portcullis_policy::selfcheck::run_file;
 use portcullis_policy::synth::{LargeShape, large_bundle};
-use portcullis_policy::{CompileError, CompileOptions, compile, compile_source, compile_with};
+use portcullis_policy::{CompileError, CompileOptions, compile, compile_owned, compile_source};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -156,7 +156,7 @@ pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
                 ..CompileOptions::default()
             };
             let start = Instant::now();
-            let snapshot = compiled(compile_with(&bundle, 1, options), &file)?;
+            let snapshot = compiled(compile_owned(bundle, 1, options), &file)?;
             let built = start.elapsed();
             println!("{}: compiled", file.display());
             if stats {
