@@ -354,7 +354,7 @@ pub enum Scope {
         /// Resource type of the ids.
         resource_type: Name,
         /// Resource ids.
-        ids: Vec<Box<str>>,
+        ids: Box<[Box<str>]>,
     },
 }
 
@@ -363,7 +363,7 @@ pub enum Scope {
 struct ResourceList {
     #[serde(rename = "type")]
     resource_type: Name,
-    ids: Vec<Box<str>>,
+    ids: Box<[Box<str>]>,
 }
 
 impl Serialize for Scope {

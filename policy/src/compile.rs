@@ -289,7 +289,20 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
     // resolves them and counts each principal's entries, the table makes room, a second
     // pass places them (no per-principal lists held beside the table).
     let mut counts: Vec<u32> = vec![0; bundle.principals.len()];
-    let mut grant_principals: Vec<u32> = Vec::with_capacity(bundle_grants.len());
+    // Principals are looked up in a loop of their own: the lookups miss the cache, and
+    // among pass one's allocations they cost several times what they do here.
+    let grant_principals = bundle_grants
+        .iter()
+        .enumerate()
+        .map(|(i, g)| match &g.principal {
+            Some(p) => found(
+                principal_keys.get(&**p).copied(),
+                || format!("grants[{i}].principal"),
+                || format!("principal `{p}`"),
+            ),
+            None => Ok(NO_PRINCIPAL),
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
     let mut grants = Vec::with_capacity(bundle_grants.len());
     let mut windows = Vec::new();
     let mut resource_sets = Vec::new();
@@ -298,10 +311,9 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
     let mut impersonators: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     let mut entry_count = 0usize;
     // Ids live in their own table, left empty when no grant has one.
-    let keep_ids = bundle_grants.iter().any(|g| g.id.is_some());
-    let mut grant_ids: Vec<Option<Arc<str>>> = Vec::with_capacity(if keep_ids { bundle_grants.len() } else { 0 });
+    let mut grant_ids: Vec<(u32, Arc<str>)> = Vec::new();
     let mut tenant_scoped = RoaringBitmap::new();
-    for (i, g) in bundle_grants.iter().enumerate() {
+    for (i, (g, principal)) in bundle_grants.iter().zip(&grant_principals).enumerate() {
         let gkey = key32(i, "grants")?;
         let at = |field: &str| format!("grants[{i}].{field}");
         let role_key = found(
@@ -346,14 +358,6 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
                 CScope::Resources(key32(resource_sets.len() - 1, "resource sets")?)
             }
         };
-        let principal = match &g.principal {
-            Some(p) => Some(found(
-                principal_keys.get(&**p).copied(),
-                || at("principal"),
-                || format!("principal `{p}`"),
-            )?),
-            None => None,
-        };
         let group = match &g.group {
             Some(gr) => Some(found(
                 group_keys.get(&**gr).copied(),
@@ -385,8 +389,7 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
             scope,
             window,
         };
-        let principal = principal.unwrap_or(NO_PRINCIPAL);
-        let subjects = subjects_of(&principal, &grant, &members, i)?;
+        let subjects = subjects_of(principal, &grant, &members, i)?;
         let per_subject = entries_of(role, &types, &set_types, &grant, gkey).count();
         let per_subject_u32 = u32::try_from(per_subject).map_err(|_| CompileError::TooLarge("principal entries"))?;
         for &p in subjects {
@@ -407,10 +410,9 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
                 CScope::Own(_) => {}
             }
         }
-        grant_principals.push(principal);
         grants.push(grant);
-        if keep_ids {
-            grant_ids.push(g.id.clone());
+        if let Some(id) = &g.id {
+            grant_ids.push((gkey, id.clone()));
         }
     }
     // Everything the snapshot needs from the grants is resolved: owned ones go now, before
@@ -635,13 +637,12 @@ fn entries_of<'a>(
 fn approx_bytes(
     principals: &PrincipalTable,
     grants: &[CGrant],
-    ids: &[Option<std::sync::Arc<str>>],
+    ids: &[(u32, Arc<str>)],
     sets: &[RoaringBitmap],
     reverse: &ReverseIndex,
 ) -> usize {
-    let grant_bytes = std::mem::size_of_val(grants)
-        + std::mem::size_of_val(ids)
-        + ids.iter().flatten().map(|id| id.len()).sum::<usize>();
+    let grant_bytes =
+        std::mem::size_of_val(grants) + std::mem::size_of_val(ids) + ids.iter().map(|(_, id)| id.len()).sum::<usize>();
     let set_bytes: usize = sets.iter().map(|s| s.serialized_size()).sum();
     let pairs =
         reverse.everything.len() + reverse.by_resources.len() + reverse.by_tenant.values().map(Vec::len).sum::<usize>();
@@ -719,7 +720,7 @@ principals: [{id: ann}, {id: bob}]
     fn decisions_name_a_grant_by_its_id_or_its_place() {
         let named = compile(
             &yaml(&format!(
-                "{BASE}grants: [{{principal: ann, role: reader, scope: all}}, {{id: bob-reads, principal: bob, role: reader, scope: all}}]"
+                "{BASE}grants: [{{principal: ann, role: reader, scope: all}}, {{id: bob-reads, principal: bob, role: reader, scope: all}}, {{principal: bob, role: reader, scope: all}}]"
             )),
             1,
         )
@@ -731,6 +732,8 @@ principals: [{id: ann}, {id: bob}]
         .unwrap();
         assert_eq!(named.rule_name(&RuleRef::Grant(0)), "grants[0]");
         assert_eq!(named.rule_name(&RuleRef::Grant(1)), "bob-reads");
+        assert_eq!(named.rule_name(&RuleRef::Grant(2)), "grants[2]");
+        assert_eq!(named.grant_ids.len(), 1, "only grants with an id are in the table");
         assert_eq!(anonymous.rule_name(&RuleRef::Grant(0)), "grants[0]");
         assert!(anonymous.grant_ids.is_empty(), "no table when no grant has an id");
         assert_eq!(

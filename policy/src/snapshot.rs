@@ -23,9 +23,9 @@ pub struct Snapshot {
     pub(crate) principals: PrincipalTable,
     pub(crate) tenants: IdSpace,
     pub(crate) grants: Vec<CGrant>,
-    /// Grant key -> the grant's own id. Empty when no grant has one (as in large generated
-    /// bundles), so ten million anonymous grants cost nothing here.
-    pub(crate) grant_ids: Vec<Option<std::sync::Arc<str>>>,
+    /// (grant key, the grant's own id) for the grants that have one, by key: anonymous
+    /// grants (ten million of them in large generated bundles) cost nothing here.
+    pub(crate) grant_ids: Vec<(u32, std::sync::Arc<str>)>,
     pub(crate) windows: Vec<Window>,
     /// INVARIANT: `CScope::Resources(i)` always has `i < resource_sets.len()`.
     pub(crate) resource_sets: Vec<RoaringBitmap>,
@@ -255,10 +255,13 @@ impl Snapshot {
     /// The id of a rule as decisions and audit records name it.
     pub fn rule_name<'a>(&'a self, rule: &'a RuleRef) -> Cow<'a, str> {
         match rule {
-            RuleRef::Grant(i) => match self.grant_ids.get(*i as usize).and_then(Option::as_deref) {
-                Some(id) => Cow::Borrowed(id),
-                None => Cow::Owned(format!("grants[{i}]")),
-            },
+            RuleRef::Grant(i) => {
+                let found = self.grant_ids.binary_search_by_key(i, |(key, _)| *key).ok();
+                match found.and_then(|f| self.grant_ids.get(f)) {
+                    Some((_, id)) => Cow::Borrowed(&**id),
+                    None => Cow::Owned(format!("grants[{i}]")),
+                }
+            }
             RuleRef::Deny(i) => match self.denies.get(*i as usize) {
                 Some(d) => Cow::Borrowed(&*d.id),
                 None => Cow::Owned(format!("denies[{i}]")),

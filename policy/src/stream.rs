@@ -157,21 +157,29 @@ impl<R: BufRead> Doc<'_, R> {
         loop {
             self.skip_space()?;
             let bytes = self.fill()?;
-            let mut end = ValueEnd::default();
-            match end.scan(bytes) {
-                Some(n) => {
-                    let grant = bytes.get(..n).ok_or(GiveUp::Shape)?;
-                    grants.push(serde_json::from_slice(grant).map_err(|_| GiveUp::Shape)?);
+            // serde finds the grant's end as it parses; only a grant cut off by the end
+            // of the buffer is scanned for its end and parsed from a copy.
+            let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Grant>();
+            match values.next() {
+                Some(Ok(grant)) => {
+                    let n = values.byte_offset();
+                    grants.push(grant);
                     self.input.consume(n);
                 }
-                None => {
+                Some(Err(e)) if e.is_eof() => {
                     spill.clear();
                     spill.extend_from_slice(bytes);
                     let n = bytes.len();
                     self.input.consume(n);
+                    let mut end = ValueEnd::default();
+                    if end.scan(&spill).is_some() {
+                        // A whole value that serde still found cut off: not a grant.
+                        return Err(GiveUp::Shape);
+                    }
                     self.rest_of_value(&mut end, &mut spill)?;
                     grants.push(serde_json::from_slice(&spill).map_err(|_| GiveUp::Shape)?);
                 }
+                _ => return Err(GiveUp::Shape),
             }
             self.skip_space()?;
             match self.next()? {

@@ -214,7 +214,7 @@ pub fn random_bundle(seed: u64) -> Bundle {
                 }
                 Scope::Resources {
                     resource_type: t.into(),
-                    ids: chosen,
+                    ids: chosen.into(),
                 }
             }
             _ => Scope::Tenant(pick(rng, TENANTS).copied().unwrap_or("acme").into()),
@@ -345,7 +345,7 @@ pub fn random_overlay(bundle: &Bundle, seed: u64) -> Overlay {
         } else {
             Scope::Resources {
                 resource_type: "record".into(),
-                ids: vec!["2".into(), "99".into(), "x9".into()],
+                ids: Box::new(["2".into(), "99".into(), "x9".into()]),
             }
         };
         overlay

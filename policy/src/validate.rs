@@ -236,7 +236,8 @@ struct Validator<'a> {
     principals: FxHashSet<&'a str>,
     grant_ids: FxHashSet<&'a str>,
     deny_ids: FxHashSet<&'a str>,
-    labels: Labels<'a>,
+    /// Built at the first error: a valid bundle never pays for it.
+    labels: std::cell::OnceCell<Labels<'a>>,
 }
 
 /// Entry ids that can stand for positions in paths: each unique, non-empty id of a grant,
@@ -295,14 +296,14 @@ impl<'a> Validator<'a> {
             principals: bundle.principals.iter().map(|p| p.id.as_str()).collect(),
             grant_ids: FxHashSet::default(),
             deny_ids: FxHashSet::default(),
-            labels: Labels::new(bundle),
+            labels: std::cell::OnceCell::new(),
         }
     }
 
     fn err(&mut self, path: impl Into<String>, problem: Problem) {
         let position: String = path.into();
         self.errors.push(ValidationError {
-            path: self.labels.relabel(&position),
+            path: self.labels.get_or_init(|| Labels::new(self.bundle)).relabel(&position),
             line: None,
             problem,
             position,
