@@ -355,7 +355,7 @@ impl Snapshot {
         match c.source {
             Source::Bundle(e) => {
                 let tenant = probe.tenant.as_deref().and_then(|t| self.tenants.key(t));
-                let res = if one_resource { ctype.ids.key(&probe.id) } else { None };
+                let res = || if one_resource { ctype.ids.key(&probe.id) } else { None };
                 self.scope_covers(e.scope, tenant, res, owned)
             }
             Source::Temporary(t) => match &t.scope {

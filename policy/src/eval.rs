@@ -216,7 +216,7 @@ impl Snapshot {
         tracer.note(|| "R14: no deny rule matches".to_owned());
 
         let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
-        let res = ctype.ids.key(&req.resource.id);
+        let res = || ctype.ids.key(&req.resource.id);
         let owned = owner_of(ctype, &req.resource) == Some(subject.effective_p.id);
         let mut verdict = Verdict::default();
         let mut co_signer: Option<Result<(), CoSignerProblem>> = None;
@@ -457,15 +457,22 @@ impl Snapshot {
             })
     }
 
-    /// Whether a compiled scope reaches a resource of tenant key `tenant` and id key `res`,
-    /// `owned` by the principal whose grant this is.
-    pub(crate) fn scope_covers(&self, scope: CScope, tenant: Option<u32>, res: Option<u32>, owned: bool) -> bool {
+    /// Whether a compiled scope reaches a resource of tenant key `tenant`, `owned` by the
+    /// principal whose grant this is. `res` gives the resource's id key and is called only
+    /// for a resource-list scope (most scopes never need the id parsed or hashed).
+    pub(crate) fn scope_covers(
+        &self,
+        scope: CScope,
+        tenant: Option<u32>,
+        res: impl FnOnce() -> Option<u32>,
+        owned: bool,
+    ) -> bool {
         match scope {
             CScope::All => true,
             CScope::Tenant(t) => tenant == Some(t),
             CScope::Own(t) => owned && (t == ANY_TENANT || tenant == Some(t)),
             CScope::Resources(s) => {
-                res.is_some_and(|r| self.resource_sets.get(s as usize).is_some_and(|set| set.contains(r)))
+                res().is_some_and(|r| self.resource_sets.get(s as usize).is_some_and(|set| set.contains(r)))
             }
         }
     }
@@ -549,7 +556,7 @@ impl Snapshot {
         now: Timestamp,
     ) -> Result<(), CoSignerProblem> {
         let tenant = req.resource.tenant.as_deref().and_then(|t| self.tenants.key(t));
-        let res = ctype.ids.key(&req.resource.id);
+        let res = || ctype.ids.key(&req.resource.id);
         let owned = owner_of(ctype, &req.resource).is_some_and(|o| req.session.co_signer.as_deref() == Some(o));
         self.co_signer_covers(
             req.session.co_signer.as_deref(),

@@ -3,10 +3,10 @@
 //! snapshot of a million principals costs about two cache misses, as on a small one.
 
 use crate::bundle::AccountStatus;
+use crate::ids::{SlotIndex, hash_id};
 use crate::snapshot::Entry;
 use crate::time::{Seconds, Timestamp};
-use rustc_hash::{FxHashMap, FxHasher};
-use std::hash::Hasher;
+use rustc_hash::FxHashMap;
 
 /// Longest id stored inline in its record; longer ids live in a side table.
 const INLINE_ID: usize = 19;
@@ -99,24 +99,14 @@ pub(crate) struct PrincipalRecord<'b> {
 /// Principals by id and by dense key.
 #[derive(Debug, Default)]
 pub(crate) struct PrincipalTable {
-    /// Open addressing, linear probing: `fingerprint << 32 | (offset + 1)`; 0 is empty.
-    /// INVARIANT: `slots.len()` is a power of two at least twice the number of principals.
-    slots: Vec<u64>,
+    /// Id -> offset of the record's head in `arena`.
+    index: SlotIndex,
     arena: Vec<Cell>,
     /// Dense key -> offset of the record's head in `arena`.
     offsets: Vec<u32>,
     long_ids: FxHashMap<u32, Box<str>>,
     tenants: FxHashMap<u32, Box<str>>,
     groups: FxHashMap<u32, Box<[u32]>>,
-}
-
-fn hash(id: &str) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(id.as_bytes());
-    h.write_u8(0xff);
-    // Fx mixes poorly into the low bits; fold the high half in.
-    let x = h.finish();
-    x ^ (x >> 29).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl PrincipalTable {
@@ -129,7 +119,7 @@ impl PrincipalTable {
     ) -> Option<TableBuilder> {
         let n = records.len();
         let mut table = PrincipalTable {
-            slots: vec![0; (n * 2).next_power_of_two().max(2)],
+            index: SlotIndex::with_capacity(n),
             arena: Vec::with_capacity(entries.saturating_add(2 * n)),
             offsets: Vec::with_capacity(n),
             ..PrincipalTable::default()
@@ -171,15 +161,7 @@ impl PrincipalTable {
             if !r.groups.is_empty() {
                 table.groups.insert(key, r.groups.into_boxed_slice());
             }
-            let h = hash(r.id);
-            let mask = table.slots.len() - 1;
-            let mut i = (h as usize) & mask;
-            while table.slots.get(i).is_some_and(|s| *s != 0) {
-                i = (i + 1) & mask;
-            }
-            if let Some(slot) = table.slots.get_mut(i) {
-                *slot = (h & 0xffff_ffff_0000_0000) | (u64::from(offset) + 1);
-            }
+            table.index.insert(hash_id(r.id), offset)?;
         }
         Some(TableBuilder { table, next })
     }
@@ -192,25 +174,22 @@ impl PrincipalTable {
     /// The principal with this byte-exact id.
     #[inline]
     pub fn get(&self, id: &str) -> Option<PrincipalRef<'_>> {
-        if id.is_empty() || self.slots.is_empty() {
+        if id.is_empty() {
             return None;
         }
-        let h = hash(id);
-        let mask = self.slots.len() - 1;
-        let mut i = (h as usize) & mask;
-        loop {
-            let slot = *self.slots.get(i)?;
-            if slot == 0 {
-                return None;
-            }
-            if slot & 0xffff_ffff_0000_0000 == h & 0xffff_ffff_0000_0000 {
-                let p = self.at(u32::try_from((slot & 0xffff_ffff) - 1).ok()?)?;
-                if p.id == id {
-                    return Some(p);
+        // Inline ids are compared as whole zero-padded arrays: a few wide loads, no call.
+        let mut padded = [0u8; INLINE_ID];
+        let inline = padded.get_mut(..id.len()).map(|dst| dst.copy_from_slice(id.as_bytes()));
+        let offset = self
+            .index
+            .find(hash_id(id), |offset| match self.arena.get(offset as usize + 1) {
+                Some(Cell::Id(cell)) if cell.len == u8::MAX => {
+                    inline.is_none() && self.long_ids.get(&cell.key).is_some_and(|long| **long == *id)
                 }
-            }
-            i = (i + 1) & mask;
-        }
+                Some(Cell::Id(cell)) => inline.is_some() && usize::from(cell.len) == id.len() && cell.bytes == padded,
+                _ => false,
+            })?;
+        self.at(offset)
     }
 
     /// The principal with this dense key.
@@ -230,7 +209,7 @@ impl PrincipalTable {
 
     /// Approximate heap bytes.
     pub fn approx_bytes(&self) -> usize {
-        self.slots.len() * 8 + self.arena.len() * std::mem::size_of::<Cell>() + self.offsets.len() * 4
+        self.index.bytes() + self.arena.len() * std::mem::size_of::<Cell>() + self.offsets.len() * 4
     }
 
     fn at(&self, offset: u32) -> Option<PrincipalRef<'_>> {
