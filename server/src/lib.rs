@@ -10,6 +10,7 @@ pub mod bundle_file;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod coalesce;
 pub mod compile_thread;
 pub mod convert;
 pub mod edge;

@@ -4,6 +4,7 @@ use crate::api::{AdminApi, AuthorizationApi, Limits, Telemetry};
 use crate::audit::{Audit, Coverage, SinkConfig};
 use crate::auth::generate_token;
 use crate::clock::TimePolicy;
+use crate::coalesce::Coalesced;
 use crate::edge::EdgeLayer;
 use crate::engine::{Engine, EngineError, Push};
 use crate::metrics::{Metrics, MetricsExport};
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -638,11 +640,16 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .http2_max_pending_accept_reset_streams(Some(64))
-        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        .tcp_keepalive(Some(Duration::from_secs(60)));
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES);
     if let Some(tls) = &cfg.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
+    // The builder's TCP settings apply only to listeners it binds itself: these are set on
+    // the listener given. Each connection's writes go out once per flush (`coalesce`).
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
+        .map(|conn| conn.map(Coalesced::new));
     tracing::info!(%addr, version = engine.version(), tls = cfg.tls.is_some(), "serving");
     builder
         .layer(edge)
@@ -652,7 +659,7 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(authz)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     if let (Some(tx), Some(task)) = (stop_http, http) {
         let _ = tx.send(());
