@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["."])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("portcullis_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Maps as `BTreeMap`: an empty one costs nothing to make (a `HashMap` seeds its hasher
+    // per resource decoded), the engine's attributes are one already, and the order is stable.
+    tonic_prost_build::configure().btree_map(".").compile_fds(fds)?;
     Ok(())
 }

@@ -28,7 +28,7 @@ pub fn resource(r: pb::Resource) -> Resource {
         resource_type: r.r#type,
         id: r.id,
         tenant: r.tenant,
-        attributes: r.attributes.into_iter().collect(),
+        attributes: r.attributes,
     }
 }
 

@@ -22,7 +22,7 @@ async fn reason(server: &TestServer, req: impl tonic::IntoRequest<pb::CheckReque
     decide(&mut server.authz().await, req).await.reason
 }
 
-async fn observed(server: &TestServer) -> std::collections::HashMap<String, i64> {
+async fn observed(server: &TestServer) -> std::collections::BTreeMap<String, i64> {
     server
         .admin()
         .await
