@@ -1,9 +1,9 @@
 //! The Portcullis gRPC API, package `portcullis.v1`, generated at build time.
-#![allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
 
 pub mod codec;
 
 /// Messages and services of `portcullis.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
 pub mod v1 {
     tonic::include_proto!("portcullis.v1");
 }
