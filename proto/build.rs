@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("portcullis_descriptor.bin"), fds.encode_to_vec())?;
     // Maps as `BTreeMap`: an empty one costs nothing to make (a `HashMap` seeds its hasher
     // per resource decoded), the engine's attributes are one already, and the order is stable.
+    // Messages are decoded from one slice (`src/codec.rs`).
     tonic_prost_build::configure()
         .btree_map(".")
         .codec_path("crate::codec::SliceCodec")

@@ -16,6 +16,10 @@ use tonic::transport::server::Connected;
 /// Most bytes held back before they are sent: h2's own buffer plus one full frame.
 const HOLD: usize = 32 << 10;
 
+/// Room kept between flushes; a buffer grown past it is freed once sent, so an idle
+/// connection that once sent a large answer does not keep [`HOLD`] bytes.
+const KEEP: usize = 4 << 10;
+
 /// A connection whose writes are held until the next flush (or until [`HOLD`] bytes wait).
 #[derive(Debug)]
 pub struct Coalesced<T> {
@@ -43,6 +47,9 @@ impl<T: AsyncWrite + Unpin> Coalesced<T> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.held.drain(..n);
+        }
+        if self.held.capacity() > KEEP {
+            self.held = Vec::new();
         }
         Poll::Ready(Ok(()))
     }
@@ -86,17 +93,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
     }
 
     /// False on purpose: it is what makes h2 copy small payloads instead of chaining them.
+    /// (`poll_write_vectored` is the default: the first non-empty slice, through `poll_write`.)
     fn is_write_vectored(&self) -> bool {
         false
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
-        self.poll_write(cx, first)
     }
 }
 
@@ -148,6 +147,14 @@ mod tests {
         conn.flush().await.unwrap();
         conn.flush().await.unwrap();
         assert_eq!(conn.inner.0, [b"headers data".to_vec(), b"trailers".to_vec()]);
+        assert!(conn.held.capacity() <= KEEP, "a small buffer is kept");
+        assert!(
+            conn.held.capacity() > 0,
+            "a small buffer is kept, not reallocated per call"
+        );
+        conn.write_all(&[7; HOLD]).await.unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(conn.held.capacity(), 0, "a grown buffer is freed once sent");
     }
 
     #[tokio::test]
