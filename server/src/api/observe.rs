@@ -161,49 +161,82 @@ struct CallNote {
     rendered: std::sync::OnceLock<(String, String)>,
 }
 
-/// What a decision's record says of its resource, copied from the request.
+/// Where a name sits in a note's [`Names`].
+type Span = (u32, u32);
+
+/// The request's names a record keeps, copied end to end into one string: a note costs
+/// one allocation however many names and decisions it holds.
 #[derive(Debug)]
-struct ResourceNote {
-    resource_type: String,
-    id: String,
-    tenant: Option<String>,
-}
+struct Names(String);
 
-impl ResourceNote {
-    fn of(r: &portcullis_policy::Resource) -> Self {
-        ResourceNote {
-            resource_type: r.resource_type.clone(),
-            id: r.id.clone(),
-            tenant: r.tenant.clone(),
-        }
+impl Names {
+    fn keep(&mut self, name: &str) -> Span {
+        let start = self.0.len();
+        self.0.push_str(name);
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        (at(start), at(self.0.len()))
     }
 
-    fn is(&self, r: &portcullis_policy::Resource) -> bool {
-        self.resource_type == r.resource_type && self.id == r.id && self.tenant == r.tenant
+    fn get(&self, (start, end): Span) -> &str {
+        self.0.get(start as usize..end as usize).unwrap_or_default()
     }
 }
 
-/// Who asked and when, as a record names them: what the decisions of a record share.
+/// One decision as a record keeps it: the names of what was asked, and the decision.
+#[derive(Debug)]
+struct Asked {
+    action: Span,
+    resource_type: Span,
+    resource_id: Span,
+    tenant: Option<Span>,
+    decision: Decision,
+}
+
+/// Who asked and when, as a record names them: what the decisions of a record share, and
+/// the names every decision of the record keeps.
 #[derive(Debug)]
 struct AskNote {
     call: Arc<CallNote>,
     at: std::time::SystemTime,
-    principal: String,
-    acting_as: Option<String>,
+    names: Names,
+    principal: Span,
+    acting_as: Option<Span>,
     /// The session's break-glass reason; recorded only with a decision that used it.
-    break_glass_reason: Option<String>,
+    break_glass_reason: Option<Span>,
     time: DecisionTime,
 }
 
 impl AskNote {
     fn of(call: Arc<CallNote>, req: &Request, time: DecisionTime) -> Self {
+        // Room for a decision's names without growing (a group's grow as they come).
+        let mut names = Names(String::with_capacity(128));
+        let principal = names.keep(&req.principal);
+        let acting_as = req.session.acting_as.as_deref().map(|a| names.keep(a));
+        let break_glass_reason = req.session.break_glass_reason.as_deref().map(|r| names.keep(r));
         AskNote {
             call,
             at: std::time::SystemTime::now(),
-            principal: req.principal.clone(),
-            acting_as: req.session.acting_as.clone(),
-            break_glass_reason: req.session.break_glass_reason.clone(),
+            names,
+            principal,
+            acting_as,
+            break_glass_reason,
             time,
+        }
+    }
+
+    /// Keeps what `req` asked and the decision `d`.
+    fn asked(&mut self, req: &Request, d: &Decision) -> Asked {
+        let r = &req.resource;
+        Asked {
+            action: self.names.keep(&req.action),
+            resource_type: self.names.keep(&r.resource_type),
+            resource_id: self.names.keep(&r.id),
+            tenant: r.tenant.as_deref().map(|t| self.names.keep(t)),
+            decision: Decision {
+                trace: None,
+                rule: d.rule.clone(),
+                ..*d
+            },
         }
     }
 
@@ -217,13 +250,12 @@ impl AskNote {
             time: millis_text(self.at).into(),
             kind,
             outcome,
-            principal: self.principal.as_str().into(),
-            acting_as: self.acting_as.as_deref().map(Into::into),
+            principal: self.names.get(self.principal).into(),
+            acting_as: self.acting_as.map(|a| self.names.get(a).into()),
             break_glass_reason: self
                 .break_glass_reason
-                .as_deref()
                 .filter(|_| break_glass)
-                .map(Into::into),
+                .map(|r| self.names.get(r).into()),
             caller_time: self.time.caller_set,
             decision_time: self.time.at.to_string().into(),
             client: client.as_str().into(),
@@ -234,23 +266,24 @@ impl AskNote {
     }
 
     /// What is a decision's own in its record.
-    fn item<'a>(&'a self, action: &'a str, resource: &'a ResourceNote, d: &'a Decision) -> AuditItem<'a> {
+    fn item<'a>(&'a self, asked: &'a Asked) -> AuditItem<'a> {
+        let d = &asked.decision;
         let flagged = d.flags.break_glass || d.flags.impersonated;
         AuditItem {
-            action: action.into(),
+            action: self.names.get(asked.action).into(),
             break_glass: d.flags.break_glass,
             outcome: outcome(d),
             reason: d.reason.as_str().into(),
             requirement: d.reason.rule_id().into(),
-            resource_id: resource.id.as_str().into(),
-            resource_type: resource.resource_type.as_str().into(),
+            resource_id: self.names.get(asked.resource_id).into(),
+            resource_type: self.names.get(asked.resource_type).into(),
             rule: d
                 .rule
                 .as_ref()
                 .map(|r| self.call.live.snapshot.rule_name(r))
                 .unwrap_or_default(),
             severity: if flagged { "high" } else { "info" },
-            tenant: resource.tenant.as_deref().map(Into::into),
+            tenant: asked.tenant.map(|t| self.names.get(t).into()),
         }
     }
 }
@@ -265,29 +298,18 @@ fn outcome(d: &Decision) -> &'static str {
     if d.is_allowed() { "allow" } else { "deny" }
 }
 
-/// The decision as a record keeps it (no trace).
-fn kept(d: &Decision) -> Decision {
-    Decision {
-        trace: None,
-        rule: d.rule.clone(),
-        ..*d
-    }
-}
-
 /// A decision's audit record as the request thread hands it over: the request's names,
 /// the engine's decision and the call it belongs to; no formatting or hashing yet.
 #[derive(Debug)]
 struct DecisionNote {
     ask: AskNote,
-    action: String,
-    resource: ResourceNote,
-    decision: Decision,
+    asked: Asked,
 }
 
 impl Deferred for DecisionNote {
     fn render(&self) -> AuditRecord<'_> {
-        let d = &self.decision;
-        let item = self.ask.item(&self.action, &self.resource, d);
+        let d = &self.asked.decision;
+        let item = self.ask.item(&self.asked);
         AuditRecord {
             severity: item.severity,
             action: item.action,
@@ -319,10 +341,8 @@ pub struct Notes<'a> {
 #[derive(Debug)]
 struct GroupNote {
     ask: AskNote,
-    /// The resources decided, each once per run of decisions on it.
-    resources: Vec<ResourceNote>,
-    /// (index into `resources`, action, decision).
-    items: Vec<(u32, String, Decision)>,
+    /// The decisions, in the call's order.
+    items: Vec<Asked>,
 }
 
 impl Notes<'_> {
@@ -331,12 +351,8 @@ impl Notes<'_> {
         if !wanted(self.audit, self.live, req, d) {
             return;
         }
-        let g = &mut self.group;
-        if !g.resources.last().is_some_and(|r| r.is(&req.resource)) {
-            g.resources.push(ResourceNote::of(&req.resource));
-        }
-        let resource = u32::try_from(g.resources.len() - 1).unwrap_or(u32::MAX);
-        g.items.push((resource, req.action.clone(), kept(d)));
+        let asked = self.group.ask.asked(req, d);
+        self.group.items.push(asked);
         self.noted.push(n);
     }
 }
@@ -347,14 +363,7 @@ impl Deferred for GroupNote {
     }
 
     fn render(&self) -> AuditRecord<'_> {
-        let decisions: Vec<AuditItem<'_>> = self
-            .items
-            .iter()
-            .map(|(r, action, d)| match self.resources.get(*r as usize) {
-                Some(resource) => self.ask.item(action, resource, d),
-                None => AuditItem::default(),
-            })
-            .collect();
+        let decisions: Vec<AuditItem<'_>> = self.items.iter().map(|a| self.ask.item(a)).collect();
         let agreed = decisions
             .first()
             .map(|i| i.outcome)
@@ -366,7 +375,8 @@ impl Deferred for GroupNote {
             } else {
                 "info"
             },
-            version: self.items.first().map_or(0, |(_, _, d)| d.version),
+            version: self.items.first().map_or(0, |a| a.decision.version),
+            columns: AuditItem::COLUMNS,
             decisions,
             ..self.ask.record("decisions", agreed.unwrap_or("mixed"), break_glass)
         }
@@ -432,12 +442,9 @@ impl Telemetry {
         if let Some(audit) = self.audit.as_deref()
             && wanted(audit, call.live, req, &d)
         {
-            let note = Box::new(DecisionNote {
-                ask: AskNote::of(call.shared(&self.replica), req, time),
-                action: req.action.clone(),
-                resource: ResourceNote::of(&req.resource),
-                decision: kept(&d),
-            });
+            let mut ask = AskNote::of(call.shared(&self.replica), req, time);
+            let asked = ask.asked(req, &d);
+            let note = Box::new(DecisionNote { ask, asked });
             let mode = call.live.snapshot.settings().audit_on_backpressure;
             if audit.submit_deferred(note, mode).await == Admit::Refused {
                 refuse(&mut d);
@@ -456,11 +463,7 @@ impl Telemetry {
         Some(Notes {
             audit,
             live: call.live,
-            group: Box::new(GroupNote {
-                ask,
-                resources: Vec::new(),
-                items: Vec::new(),
-            }),
+            group: Box::new(GroupNote { ask, items: Vec::new() }),
             noted: Vec::new(),
         })
     }

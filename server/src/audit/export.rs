@@ -8,11 +8,20 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 /// Fields of a `decisions` record that belong to the group, not to any one decision.
-const GROUP_ONLY: [&str; 5] = ["decisions", "outcome", "severity", "prev", "break_glass_reason"];
+const GROUP_ONLY: [&str; 6] = [
+    "columns",
+    "decisions",
+    "outcome",
+    "severity",
+    "prev",
+    "break_glass_reason",
+];
 
 /// The `decision` records a record stands for: its decisions, each with what they share
 /// (principal, times, caller, version), `id` `<record id>/<n>` (n from 0) and the `seq`
-/// and `hash` of the chained line that holds them. Any other record is returned as is.
+/// and `hash` of the chained line that holds them. A decision is a row of values under the
+/// record's `columns` (what it leaves `null` or `false` it does not say), or an object in
+/// records written before rows. Any other record is returned as is.
 pub fn flatten(record: Value) -> Vec<Value> {
     let Value::Object(mut fields) = record else {
         return vec![record];
@@ -22,6 +31,10 @@ pub fn flatten(record: Value) -> Vec<Value> {
     }
     let items = match fields.remove("decisions") {
         Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let columns: Vec<String> = match fields.get("columns") {
+        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => Vec::new(),
     };
     let reason = fields.get("break_glass_reason").cloned();
@@ -37,14 +50,22 @@ pub fn flatten(record: Value) -> Vec<Value> {
         .map(|(n, item)| {
             let mut one: Map<String, Value> = shared.clone();
             one.insert("id".into(), format!("{id}/{n}").into());
-            if let Value::Object(own) = item {
-                if own.get("break_glass") == Some(&Value::Bool(true))
-                    && let Some(reason) = &reason
-                {
-                    one.insert("break_glass_reason".into(), reason.clone());
-                }
-                one.extend(own);
+            let own = match item {
+                Value::Object(own) => own,
+                Value::Array(row) => columns
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, v)| !v.is_null() && *v != Value::Bool(false))
+                    .map(|(k, v)| (k.clone(), v))
+                    .collect(),
+                _ => Map::new(),
+            };
+            if own.get("break_glass") == Some(&Value::Bool(true))
+                && let Some(reason) = &reason
+            {
+                one.insert("break_glass_reason".into(), reason.clone());
             }
+            one.extend(own);
             Value::Object(one)
         })
         .collect()
@@ -101,6 +122,18 @@ mod tests {
         assert_eq!(flat[1]["break_glass_reason"], "code blue");
         assert_eq!(flat[1]["severity"], "high");
         assert_eq!(flat[1]["id"], "r-1/1");
+        // The same decisions as rows under `columns` flatten to the same records.
+        let rows = json!({
+            "kind": "decisions", "id": "r-1", "seq": 9, "prev": "p", "hash": "h",
+            "principal": "dr-ann", "outcome": "mixed", "severity": "high",
+            "break_glass_reason": "code blue", "version": 3, "time": "t",
+            "columns": ["action", "break_glass", "outcome", "reason", "resource_type", "rule", "severity"],
+            "decisions": [
+                ["read", false, "allow", "granted", "x", null, "info"],
+                ["edit", true, "allow", "break_glass", "x", null, "high"],
+            ],
+        });
+        assert_eq!(flatten(rows), flat);
         let admin = json!({"kind": "admin", "id": "a"});
         assert_eq!(flatten(admin.clone()), vec![admin]);
     }

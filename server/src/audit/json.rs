@@ -2,7 +2,7 @@
 //! field order of [`AuditRecord`]), byte for byte what `serde_json` writes for the record,
 //! without escaping the static keys again on every record. `tests` check the two agree.
 
-use super::record::{AuditItem, AuditRecord, Text};
+use super::record::{AuditItem, AuditRecord, Text, present};
 use std::io::Write;
 
 /// Appends `record`'s canonical JSON to `out`.
@@ -14,6 +14,14 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     o.opt_str("break_glass_reason", r.break_glass_reason.as_ref());
     o.true_only("caller_time", r.caller_time);
     o.str("client", &r.client);
+    if !r.columns.is_empty() {
+        o.key("columns");
+        let mut row = Row::open(o.out);
+        for c in r.columns {
+            row.str(Some(c));
+        }
+        row.close();
+    }
     o.str_unless_blank("decision_time", &r.decision_time);
     if !r.decisions.is_empty() {
         o.key("decisions");
@@ -48,18 +56,59 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
 }
 
 fn write_item(out: &mut Vec<u8>, i: &AuditItem<'_>) {
-    let mut o = Object::open(out);
-    o.str("action", &i.action);
-    o.true_only("break_glass", i.break_glass);
-    o.str("outcome", i.outcome);
-    o.str("reason", &i.reason);
-    o.str_unless_blank("requirement", &i.requirement);
-    o.str_unless_blank("resource_id", &i.resource_id);
-    o.str("resource_type", &i.resource_type);
-    o.str_unless_blank("rule", &i.rule);
-    o.str("severity", i.severity);
-    o.opt_str("tenant", i.tenant.as_ref());
-    o.close();
+    let mut row = Row::open(out);
+    row.str(Some(&i.action));
+    row.bool(i.break_glass);
+    row.str(Some(i.outcome));
+    row.str(Some(&i.reason));
+    row.str(present(&i.requirement));
+    row.str(present(&i.resource_id));
+    row.str(Some(&i.resource_type));
+    row.str(present(&i.rule));
+    row.str(Some(i.severity));
+    row.str(i.tenant.as_deref());
+    row.close();
+}
+
+/// An array being written.
+struct Row<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Row<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'[');
+        Row { out, first: true }
+    }
+
+    #[inline(always)]
+    fn next(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    /// A string, or `null`.
+    #[inline(always)]
+    fn str(&mut self, value: Option<&str>) {
+        self.next();
+        match value {
+            Some(v) => escaped(self.out, v),
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    #[inline(always)]
+    fn bool(&mut self, value: bool) {
+        self.next();
+        self.out.extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn close(self) {
+        self.out.push(b']');
+    }
 }
 
 /// An object being written: fields must come in sorted key order.
@@ -244,6 +293,7 @@ mod tests {
                 break_glass_reason: rng.random::<bool>().then(|| text(&mut rng)),
                 caller_time: rng.random(),
                 client: text(&mut rng),
+                columns: if rng.random() { AuditItem::COLUMNS } else { &[] },
                 decision_time: text(&mut rng),
                 decisions: (0..rng.random_range(0..3)).map(|_| item(&mut rng)).collect(),
                 details: rng.random::<bool>().then(|| text(&mut rng)),
