@@ -59,6 +59,7 @@ impl Group {
         };
         Group(AuditRecord {
             kind: "decisions",
+            columns: AuditItem::COLUMNS,
             decisions: vec![item; GROUP],
             ..one
         })

@@ -179,8 +179,9 @@ impl<'o> Object<'o> {
 /// A JSON string as `serde_json` escapes it: `"` and `\`, the short forms of backspace,
 /// form feed, newline, carriage return and tab, `\u00XX` for other control characters.
 fn escaped(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     if !needs_escape(bytes) {
         out.extend_from_slice(bytes);
         out.push(b'"');
@@ -210,21 +211,49 @@ fn escaped(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether any byte is a control character, `"` or `\`; eight bytes at a time (a byte
-/// below 0x20, or equal to one of the two, sets its high bit in the word's test).
+/// below 0x20, or equal to one of the two, sets its high bit in the word's test). A text
+/// shorter than a word is tested as one word of two overlapping loads, most of the short
+/// codes and names a record holds.
 fn needs_escape(bytes: &[u8]) -> bool {
+    /// Fills a word's unused bytes: a letter, which needs no escape.
+    const PAD: u64 = u64::from_ne_bytes([b'a'; 8]);
+    let n = bytes.len();
+    let load = |at: usize, len: usize| -> u64 {
+        let mut word = [0; 8];
+        if let (Some(w), Some(b)) = (word.get_mut(..len), bytes.get(at..at + len)) {
+            w.copy_from_slice(b);
+        }
+        u64::from_le_bytes(word)
+    };
+    let word = match n {
+        0 => return false,
+        1 => load(0, 1) | PAD << 8,
+        2..4 => load(0, 2) | load(n - 2, 2) << 16 | PAD << 32,
+        4..8 => load(0, 4) | load(n - 4, 4) << 32,
+        _ => {
+            let mut words = bytes.chunks_exact(8);
+            if words.any(|w| special(load_word(w))) {
+                return true;
+            }
+            // The last eight bytes, overlapping what was tested: they hold the rest.
+            return n % 8 != 0 && special(load(n - 8, 8));
+        }
+    };
+    special(word)
+}
+
+fn load_word(w: &[u8]) -> u64 {
+    u64::from_le_bytes(w.try_into().unwrap_or_default())
+}
+
+/// Whether any byte of `w` is below 0x20, `"` or `\`.
+fn special(w: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
     let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_ne_bytes(word.try_into().unwrap_or_default());
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        if below(w, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    below(w, 0x20) | below(quote, 1) | below(backslash, 1) != 0
 }
 
 #[cfg(test)]
