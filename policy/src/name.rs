@@ -115,14 +115,34 @@ fn intern(text: &str) -> Name {
 /// Runs `f` with names deserialized on this thread shared by text; the table is dropped
 /// when `f` returns (or unwinds), so nothing outlives the parse but the names themselves.
 pub(crate) fn interning<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(Option<FxHashSet<Name>>);
-    impl Drop for Reset {
+    interning_in(&mut Table::default(), f)
+}
+
+/// A table of shared names that outlives one [`interning`] call: a helper thread that
+/// parses part of a bundle keeps its names in one across the parts it is given.
+#[derive(Default)]
+pub(crate) struct Table(FxHashSet<Name>);
+
+/// Runs `f` with names deserialized on this thread shared through `table`, on whatever
+/// thread it runs; the thread's own table (if any) is back in place when `f` returns.
+pub(crate) fn interning_in<T>(table: &mut Table, f: impl FnOnce() -> T) -> T {
+    struct Lend<'t> {
+        table: &'t mut Table,
+        previous: Option<FxHashSet<Name>>,
+    }
+    impl Drop for Lend<'_> {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            SEEN.with_borrow_mut(|seen| *seen = previous);
+            let previous = self.previous.take();
+            if let Some(used) = SEEN.with_borrow_mut(|seen| std::mem::replace(seen, previous)) {
+                self.table.0 = used;
+            }
         }
     }
-    let _reset = Reset(SEEN.with_borrow_mut(|seen| seen.replace(FxHashSet::default())));
+    let lent = std::mem::take(&mut table.0);
+    let _lend = Lend {
+        previous: SEEN.with_borrow_mut(|seen| seen.replace(lent)),
+        table,
+    };
     f()
 }
 

@@ -12,6 +12,7 @@ use crate::bundle::{Bundle, Grant};
 use std::io::{BufRead, ErrorKind};
 
 /// Why the fast path gave up: the document is read again whole, or reading failed.
+#[derive(Debug)]
 pub(crate) enum GiveUp {
     /// Not the shape this reader expects, or not valid: parse the ordinary way.
     Shape,
@@ -154,9 +155,20 @@ impl<R: BufRead> Doc<'_, R> {
             self.input.consume(1);
             return Ok(grants);
         }
+        let mut helper = Helper::default();
         loop {
             self.skip_space()?;
             let bytes = self.fill()?;
+            if bytes.len() >= SPLIT_MIN {
+                let run = helper.run(bytes, &mut grants)?;
+                if run.at > 0 {
+                    self.input.consume(run.at);
+                    if run.closed {
+                        return Ok(grants);
+                    }
+                    continue;
+                }
+            }
             // serde finds the grant's end as it parses; only a grant cut off by the end
             // of the buffer is scanned for its end and parsed from a copy.
             let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Grant>();
@@ -203,6 +215,131 @@ impl<R: BufRead> Doc<'_, R> {
             self.input.consume(n);
             if done {
                 return Ok(());
+            }
+        }
+    }
+}
+
+/// A buffer at least this long is parsed in two halves at once.
+const SPLIT_MIN: usize = 64 << 10;
+
+/// How far [`run`] got: `at` bytes are parsed, ending at the start of a grant (perhaps
+/// after spaces) or, when `closed`, just past the list's `]`.
+#[derive(Debug, PartialEq)]
+struct Run {
+    at: usize,
+    closed: bool,
+}
+
+/// Parses `grant, grant, ...` from the start of `bytes` (a grant's first byte, or spaces
+/// before it) into `out`, until a grant would start at or past `stop`, the list closes, or
+/// the next grant or its separator is not in `bytes` whole.
+fn run(bytes: &[u8], stop: usize, out: &mut Vec<Grant>) -> Result<Run, GiveUp> {
+    let spaces = |from: usize| {
+        from + bytes
+            .get(from..)
+            .map_or(0, |b| b.iter().take_while(|c| is_space(**c)).count())
+    };
+    let mut at = 0;
+    loop {
+        let start = spaces(at);
+        let Some(rest) = bytes.get(start..).filter(|r| !r.is_empty() && start < stop) else {
+            return Ok(Run {
+                at: start,
+                closed: false,
+            });
+        };
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Grant>();
+        let grant = match values.next() {
+            Some(Ok(grant)) => grant,
+            Some(Err(e)) if e.is_eof() => {
+                return Ok(Run {
+                    at: start,
+                    closed: false,
+                });
+            }
+            _ => return Err(GiveUp::Shape),
+        };
+        let end = spaces(start + values.byte_offset());
+        match bytes.get(end) {
+            Some(b',') => at = end + 1,
+            Some(b']') => {
+                out.push(grant);
+                return Ok(Run {
+                    at: end + 1,
+                    closed: true,
+                });
+            }
+            None => {
+                return Ok(Run {
+                    at: start,
+                    closed: false,
+                });
+            }
+            Some(_) => return Err(GiveUp::Shape),
+        }
+        out.push(grant);
+    }
+}
+
+/// Where the second half of `bytes` seems to start a grant: the `{` of the first `}, {`
+/// past the middle. Only a guess (the text could sit inside a string): [`Helper::run`]
+/// uses the half parsed from it only once the first half's parse has ended exactly there.
+fn split(bytes: &[u8]) -> Option<usize> {
+    let mut from = bytes.len() / 2;
+    while let Some(comma) = bytes.get(from..)?.iter().position(|b| *b == b',') {
+        let comma = from + comma;
+        let before = bytes.get(..comma)?.iter().rev().find(|b| !is_space(**b));
+        let after = bytes.get(comma + 1..)?.iter().position(|b| !is_space(*b));
+        if let (Some(b'}'), Some(n)) = (before, after)
+            && bytes.get(comma + 1 + n) == Some(&b'{')
+        {
+            return Some(comma + 1 + n);
+        }
+        from = comma + 1;
+    }
+    None
+}
+
+/// The second thread of a grant list's parse: its names and the grants of the half it
+/// parses, both kept from one buffer to the next.
+#[derive(Default)]
+struct Helper {
+    names: crate::name::Table,
+    grants: Vec<Grant>,
+}
+
+impl Helper {
+    /// [`run`] over `bytes`, the half after [`split`] parsed on a second thread. The first
+    /// half is parsed here; where it does not end at the split (the guess was inside a
+    /// string, or past the list), the second half's grants and errors are thrown away
+    /// and the run ends where the first half's did.
+    fn run(&mut self, bytes: &[u8], out: &mut Vec<Grant>) -> Result<Run, GiveUp> {
+        let Some(at) = split(bytes) else {
+            return run(bytes, usize::MAX, out);
+        };
+        let Helper { names, grants } = self;
+        let (first, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| {
+                crate::name::interning_in(names, || run(bytes.get(at..).unwrap_or_default(), usize::MAX, grants))
+            });
+            let first = run(bytes, at, out);
+            (first, second.join())
+        });
+        let first = first?;
+        let confirmed = first == Run { at, closed: false };
+        match second {
+            Ok(Ok(second)) if confirmed => {
+                out.append(grants);
+                Ok(Run {
+                    at: at + second.at,
+                    closed: second.closed,
+                })
+            }
+            Ok(Err(e)) if confirmed => Err(e),
+            _ => {
+                grants.clear();
+                Ok(first)
             }
         }
     }
@@ -315,6 +452,104 @@ mod tests {
                 assert_eq!(read, whole, "read {at} bytes at a time");
             }
         }
+    }
+
+    /// `n` grants, a third of them with principals that hold `}, {` (a split point's look).
+    fn grant_texts(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let principal = match i % 3 {
+                    0 => format!("u{i}"),
+                    1 => format!("u{i}\"}}, {{\"x"),
+                    _ => format!("u{i}}}, {{"),
+                };
+                format!(
+                    r#"{{"principal":{},"role":"r{}","scope":{{"tenant":"t{}"}}}}"#,
+                    serde_json::to_string(&principal).unwrap(),
+                    i % 7,
+                    i % 50
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_lists_parsed_in_halves_are_the_ones_parsed_whole() {
+        let grants = grant_texts(6000);
+        let principals: Vec<String> = (0..3000).map(|i| format!(r#"{{"id":"u{i}"}}"#)).collect();
+        let docs = [
+            // The list is followed by another that looks like grants to `split`.
+            format!(
+                r#"{{"grants":[{}],"principals":[{}]}}"#,
+                grants.join(", "),
+                principals.join(", ")
+            ),
+            format!(
+                r#"{{"principals":[{}],"grants":[{}]}}"#,
+                principals.join(","),
+                grants.join(",")
+            ),
+            format!("{{\"grants\": [\n  {}\n]}}", grants.join(",\n  ")),
+        ];
+        for doc in &docs {
+            let whole = parse_bundle(doc.as_bytes(), Format::Json).unwrap();
+            for at in [SPLIT_MIN, SPLIT_MIN + 7, 3 * SPLIT_MIN] {
+                let Ok(read) = streamed(doc.as_bytes(), at) else {
+                    panic!("gave up on a valid document read {at} bytes at a time")
+                };
+                assert_eq!(read, whole, "read {at} bytes at a time");
+            }
+        }
+        // A bad grant in a second half: the whole parse's error, with its place.
+        let mut bad = grants.clone();
+        bad[5000] = r#"{"principal":"u","role":3,"scope":"all"}"#.to_owned();
+        let doc = format!(r#"{{"grants":[{}]}}"#, bad.join(","));
+        assert!(matches!(streamed(doc.as_bytes(), 3 * SPLIT_MIN), Err(GiveUp::Shape)));
+        let read = read_bundle(std::io::Cursor::new(doc.as_bytes()), Format::Json);
+        assert!(read.is_err());
+        assert_eq!(read, parse_bundle(doc.as_bytes(), Format::Json));
+    }
+
+    #[test]
+    fn a_half_is_used_only_when_the_first_ends_where_it_begins() {
+        let texts = grant_texts(3000);
+        let whole: Vec<Grant> = texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        let bytes = format!("{}]", texts.join(",")).into_bytes();
+        let mut helper = Helper::default();
+        let mut sequential = Vec::new();
+        assert_eq!(
+            run(&bytes, usize::MAX, &mut sequential).unwrap(),
+            Run {
+                at: bytes.len(),
+                closed: true
+            }
+        );
+        assert_eq!(sequential, whole);
+        // Split where the guess is a real boundary: one run reads the whole list.
+        let mut out = Vec::new();
+        assert_eq!(
+            helper.run(&bytes, &mut out).unwrap(),
+            Run {
+                at: bytes.len(),
+                closed: true
+            }
+        );
+        assert_eq!(out, whole);
+        // A guess inside a string (a principal holding `}, {`): the second half is
+        // thrown away, the run ends where the first half's did, and going on from there
+        // reads the same grants.
+        let inside = (10..).find(|&i| texts[i].contains("}, {")).unwrap();
+        let start: usize = texts[..inside].iter().map(|t| t.len() + 1).sum();
+        // Its middle is where that grant starts; it holds the grant and its comma.
+        let fooled = &bytes[..2 * start + 1];
+        let guess = split(fooled).unwrap();
+        assert!(guess > start && guess < start + texts[inside].len(), "{guess}, {start}");
+        let mut out = Vec::new();
+        let first = helper.run(fooled, &mut out).unwrap();
+        assert!(!first.closed && first.at > guess, "{first:?}");
+        let rest = run(&bytes[first.at..], usize::MAX, &mut out).unwrap();
+        assert!(rest.closed);
+        assert_eq!(out, whole);
     }
 
     #[test]
