@@ -3,7 +3,9 @@
 # runtime thread each, a `--no-audit` server of the first binary and a default-audit
 # server of every binary given; on core 1, h2load replaying one checked request body per
 # RPC (written by portcullis-loadtest), 5 s after 1 s of warm-up, each server in turn,
-# ROUNDS times. Prints calls/s per round, then each audited server's records written,
+# ROUNDS times. Prints calls/s per round and calls per second of the server's own CPU time
+# (user + system over the 6 s, warm-up included, so time the VM gives to others does not
+# count), then each audited server's records written,
 # refused and dropped (a refused record is a decision turned into a deny, which is cheap:
 # a run with refusals overstates the trail's speed) and its `audit verify`.
 # Usage: bash loadtest/audit-rounds.sh BODY RPC STREAMS_PER_CONNECTION ROUNDS BINARY...
@@ -42,15 +44,20 @@ for port in "${ports[@]}"; do
 done
 ./target/release/portcullis-loadtest --target http://127.0.0.1:50601 --bundle examples/clinic-portal.yaml \
   --batch-size 100 --write-bodies "$data/bodies" >/dev/null 2>&1
-echo "round server calls/s"
+tick=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+echo "round server calls/s calls/cpu-s"
 for round in $(seq 1 "$rounds"); do
-  for port in "${ports[@]}"; do
+  for i in "${!ports[@]}"; do
+    port=${ports[$i]} pid=${pids[$i]}
     name=plain
     [ "$port" = 50601 ] || name="audited-${bins[$((port - 50611))]}"
+    before=$(cpu "$pid")
     calls=$(taskset -c 1 h2load -c 4 -m "$streams" -D 5 --warm-up-time 1 -d "$data/bodies/$body.bin" \
       -H 'content-type: application/grpc' -H 'te: trailers' \
       "http://127.0.0.1:$port/portcullis.v1.AuthorizationService/$rpc" | awk '/^finished in/ {print $4}')
-    echo "$round $name $calls"
+    used=$(( $(cpu "$pid") - before ))
+    echo "$round $name $calls $(awk -v c="$calls" -v u="$used" -v t="$tick" 'BEGIN { printf "%.0f", (u > 0 ? c * 6 * t / u : 0) }')"
   done
 done
 for i in "${!bins[@]}"; do
