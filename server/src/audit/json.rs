@@ -16,7 +16,7 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     o.str("client", &r.client);
     if !r.columns.is_empty() {
         o.key("columns");
-        let mut row = Row::open(o.out);
+        let mut row = Row::open(o.0.out);
         for c in r.columns {
             row.str(Some(c));
         }
@@ -25,14 +25,11 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     o.str_unless_blank("decision_time", &r.decision_time);
     if !r.decisions.is_empty() {
         o.key("decisions");
-        o.out.push(b'[');
-        for (i, item) in r.decisions.iter().enumerate() {
-            if i > 0 {
-                o.out.push(b',');
-            }
-            write_item(o.out, item);
+        let mut list = Seq::open(o.0.out, b'[', b']');
+        for item in &r.decisions {
+            write_item(list.next(), item);
         }
-        o.out.push(b']');
+        list.close();
     }
     o.opt_str("details", r.details.as_ref());
     o.str("id", &r.id);
@@ -70,76 +67,84 @@ fn write_item(out: &mut Vec<u8>, i: &AuditItem<'_>) {
     row.close();
 }
 
-/// An array being written.
-struct Row<'o> {
+/// A JSON array or object being written: its brackets and the commas between its values.
+struct Seq<'o> {
     out: &'o mut Vec<u8>,
     first: bool,
+    end: u8,
 }
 
-impl<'o> Row<'o> {
-    fn open(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'[');
-        Row { out, first: true }
+impl<'o> Seq<'o> {
+    fn open(out: &'o mut Vec<u8>, start: u8, end: u8) -> Self {
+        out.push(start);
+        Seq { out, first: true, end }
     }
 
+    /// Where the next value goes, after a comma unless it is the first.
     #[inline(always)]
-    fn next(&mut self) {
+    fn next(&mut self) -> &mut Vec<u8> {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
+        self.out
+    }
+
+    fn close(self) {
+        self.out.push(self.end);
+    }
+}
+
+/// An array of plain values being written.
+struct Row<'o>(Seq<'o>);
+
+impl<'o> Row<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        Row(Seq::open(out, b'[', b']'))
     }
 
     /// A string, or `null`.
     #[inline(always)]
     fn str(&mut self, value: Option<&str>) {
-        self.next();
+        let out = self.0.next();
         match value {
-            Some(v) => escaped(self.out, v),
-            None => self.out.extend_from_slice(b"null"),
+            Some(v) => escaped(out, v),
+            None => out.extend_from_slice(b"null"),
         }
     }
 
     #[inline(always)]
     fn bool(&mut self, value: bool) {
-        self.next();
-        self.out.extend_from_slice(if value { b"true" } else { b"false" });
+        self.0.next().extend_from_slice(if value { b"true" } else { b"false" });
     }
 
     fn close(self) {
-        self.out.push(b']');
+        self.0.close();
     }
 }
 
 /// An object being written: fields must come in sorted key order.
-struct Object<'o> {
-    out: &'o mut Vec<u8>,
-    first: bool,
-}
+struct Object<'o>(Seq<'o>);
 
 impl<'o> Object<'o> {
     fn open(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Object { out, first: true }
+        Object(Seq::open(out, b'{', b'}'))
     }
 
     /// A key: a plain name, so it needs no escaping. (Inlined, so its length is a
     /// constant and the copies are a few moves, not calls.)
     #[inline(always)]
     fn key(&mut self, key: &'static str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        let out = self.0.next();
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
     }
 
     #[inline(always)]
     fn str(&mut self, key: &'static str, value: &str) {
         self.key(key);
-        escaped(self.out, value);
+        escaped(self.0.out, value);
     }
 
     #[inline(always)]
@@ -160,7 +165,7 @@ impl<'o> Object<'o> {
     fn true_only(&mut self, key: &'static str, value: bool) {
         if value {
             self.key(key);
-            self.out.extend_from_slice(b"true");
+            self.0.out.extend_from_slice(b"true");
         }
     }
 
@@ -168,11 +173,11 @@ impl<'o> Object<'o> {
     fn u64(&mut self, key: &'static str, value: u64) {
         self.key(key);
         // Writing to a Vec cannot fail.
-        let _ = write!(self.out, "{value}");
+        let _ = write!(self.0.out, "{value}");
     }
 
     fn close(self) {
-        self.out.push(b'}');
+        self.0.close();
     }
 }
 
