@@ -79,9 +79,13 @@ impl Caller {
 
     /// Peer address, token fingerprint (first 12 hex digits of its SHA-256), `mtls`.
     pub fn client(&self) -> String {
-        let mut client = self.remote.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let mut client = String::with_capacity(64);
         if self.authzen {
-            client.insert_str(0, "authzen ");
+            client.push_str("authzen ");
+        }
+        match self.remote {
+            Some(a) => push_address(&mut client, a),
+            None => client.push_str("unknown"),
         }
         if let Some(token) = self
             .authorization
@@ -96,7 +100,8 @@ impl Caller {
             client.push_str(" mtls");
         }
         if let Some(identity) = &self.identity {
-            client.push_str(&format!(" credential:{}", identity.name));
+            client.push_str(" credential:");
+            client.push_str(&identity.name);
         }
         client
     }
@@ -392,6 +397,38 @@ fn refuse(d: &mut Decision) {
     }
 }
 
+/// Appends `a` as `Display` writes it; an IPv4 address (nearly every caller) without the
+/// formatting machinery, which cost a third of a microsecond per record.
+fn push_address(out: &mut String, a: std::net::SocketAddr) {
+    use std::fmt::Write;
+    let std::net::SocketAddr::V4(v4) = a else {
+        let _ = write!(out, "{a}");
+        return;
+    };
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_decimal(out, u32::from(octet));
+    }
+    out.push(':');
+    push_decimal(out, u32::from(v4.port()));
+}
+
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+}
+
 fn now_text() -> String {
     millis_text(std::time::SystemTime::now())
 }
@@ -553,6 +590,26 @@ impl Telemetry {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut rng = rand::rng();
+        let mut addresses: Vec<std::net::SocketAddr> = vec![
+            "0.0.0.0:0".parse().unwrap(),
+            "255.255.255.255:65535".parse().unwrap(),
+            "10.0.9.100:8080".parse().unwrap(),
+            "[::1]:443".parse().unwrap(),
+        ];
+        for _ in 0..1000 {
+            let ip = std::net::Ipv4Addr::from(rand::Rng::random::<u32>(&mut rng));
+            addresses.push((ip, rand::Rng::random::<u16>(&mut rng)).into());
+        }
+        for a in addresses {
+            let mut out = String::from("x ");
+            push_address(&mut out, a);
+            assert_eq!(out, format!("x {a}"));
+        }
+    }
 
     #[test]
     fn cached_texts_follow_their_input() {

@@ -156,6 +156,14 @@ impl FileSink {
         self.dirty_since.is_some_and(|t| t.elapsed() >= self.config.sync_every)
     }
 
+    /// How long until the oldest buffered record has waited `sync_every` (zero when
+    /// nothing is buffered or it has).
+    pub fn until_sync(&self) -> std::time::Duration {
+        self.dirty_since.map_or(std::time::Duration::ZERO, |t| {
+            self.config.sync_every.saturating_sub(t.elapsed())
+        })
+    }
+
     /// Whether anything is waiting for fsync.
     pub fn dirty(&self) -> bool {
         self.dirty_since.is_some()
