@@ -415,18 +415,15 @@ fn push_address(out: &mut String, a: std::net::SocketAddr) {
     push_decimal(out, u32::from(v4.port()));
 }
 
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+fn push_decimal(out: &mut String, n: u32) {
+    let mut place = 1;
+    while place <= n / 10 {
+        place *= 10;
     }
-    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+    while place > 0 {
+        out.push(char::from(b'0' + (n / place % 10) as u8));
+        place /= 10;
+    }
 }
 
 fn now_text() -> String {
