@@ -1,6 +1,6 @@
 //! The compiler: validated bundle -> [`Snapshot`], then a self-check against the reference.
 
-use crate::bundle::{Bundle, Classification, Grant, Scope, WILDCARD};
+use crate::bundle::{Bundle, Classification, Scope, WILDCARD};
 use crate::ids::IdSpace;
 use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
@@ -113,10 +113,19 @@ pub fn compile_owned(bundle: Bundle, version: u64, options: CompileOptions) -> R
     compile_cow(Cow::Owned(bundle), version, options)
 }
 
-/// Validates, works out the reference's answers, builds, and puts the snapshot to them.
+/// Validates while resolving the grants (on two threads: both only read the bundle), works
+/// out the reference's answers, lays the snapshot out and puts it to them. Validation's
+/// errors come first: resolving an invalid bundle is wasted work, never its answer.
 fn compile_cow(bundle: Cow<'_, Bundle>, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
     let cancelled = || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
-    validate(&bundle)?;
+    let resolved = std::thread::scope(|scope| {
+        let checking = scope.spawn(|| validate(&bundle));
+        let resolved = resolve(&bundle);
+        match checking.join() {
+            Ok(valid) => valid.map(|()| resolved),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })??;
     if cancelled() {
         return Err(CompileError::Cancelled);
     }
@@ -126,13 +135,12 @@ fn compile_cow(bundle: Cow<'_, Bundle>, version: u64, options: CompileOptions) -
         return Err(CompileError::Cancelled);
     }
     let (snapshot, tests) = match bundle {
-        Cow::Borrowed(b) => (
-            build_from(b, Grants::Borrowed(&b.grants), version)?,
-            Cow::Borrowed(&b.tests),
-        ),
+        Cow::Borrowed(b) => (lay_out(b, resolved, version)?, Cow::Borrowed(&b.tests)),
         Cow::Owned(mut b) => {
-            let grants = std::mem::take(&mut b.grants);
-            (build_from(&b, Grants::Owned(grants), version)?, Cow::Owned(b.tests))
+            // Everything the snapshot needs from the grants is resolved: they go now,
+            // before the principal table is laid out, so the two are never held together.
+            drop(std::mem::take(&mut b.grants));
+            (lay_out(&b, resolved, version)?, Cow::Owned(b.tests))
         }
     };
     let mismatches = expected.compare(&snapshot, &tests);
@@ -161,25 +169,39 @@ fn found<T>(found: Option<T>, path: impl FnOnce() -> String, what: impl FnOnce()
     })
 }
 
-/// A bundle's grants, borrowed or owned: owned ones are freed once resolved.
-enum Grants<'a> {
-    Borrowed(&'a [Grant]),
-    Owned(Vec<Grant>),
+/// Everything the snapshot needs from a bundle's grants, owning its data (nothing here
+/// borrows the grants), so an owned bundle's grants can go before the principal table is
+/// laid out.
+struct Resolved {
+    types: Vec<CType>,
+    type_keys: FxHashMap<Box<str>, u16>,
+    roles: Vec<CRole>,
+    role_keys: FxHashMap<Box<str>, u32>,
+    /// Each group's members' principal keys.
+    members: Vec<Vec<u32>>,
+    tenants: IdSpace,
+    /// Entries per principal, to make room in the table.
+    counts: Vec<u32>,
+    /// Each grant's principal key, or `NO_PRINCIPAL` for a group's grant.
+    grant_principals: Vec<u32>,
+    grants: Vec<CGrant>,
+    windows: Vec<Window>,
+    resource_sets: Vec<RoaringBitmap>,
+    set_types: Vec<u16>,
+    reverse: ReverseIndex,
+    impersonators: FxHashMap<u32, Vec<u32>>,
+    entry_count: usize,
+    grant_ids: Vec<(u32, Arc<str>)>,
+    tenant_scoped: RoaringBitmap,
+    denies: Vec<CDeny>,
+    denies_by_type: Vec<Vec<TypeDeny>>,
 }
 
-impl Grants<'_> {
-    fn as_slice(&self) -> &[Grant] {
-        match self {
-            Grants::Borrowed(g) => g,
-            Grants::Owned(g) => g,
-        }
-    }
-}
-
-/// Builds the snapshot of validated `bundle` with `grants`. `bundle.grants` is not read
-/// (it is empty when the grants are owned): every grant is reached through `grants`.
-fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Snapshot, CompileError> {
-    let bundle_grants = grants_in.as_slice();
+/// Resolves `bundle`'s names to keys. Total on any bundle, valid or not (validation runs
+/// beside it): a name it cannot resolve is an error, never a panic, and its errors count
+/// only once validation has passed.
+fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
+    let bundle_grants = &bundle.grants;
     // The resource ids grants list, by type, in one pass over the grants (not one per type).
     let mut listed: FxHashMap<&str, Vec<&[Box<str>]>> = FxHashMap::default();
     for g in bundle_grants {
@@ -191,6 +213,13 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
     let mut type_keys = FxHashMap::default();
     for (i, t) in bundle.resource_types.iter().enumerate() {
         let key = u16::try_from(i).map_err(|_| CompileError::TooLarge("resource types"))?;
+        // Validation refuses more, but it runs beside this: the action bits must fit a u64.
+        if t.actions.len() > crate::validate::MAX_ACTIONS {
+            return Err(CompileError::Internal {
+                path: format!("resource_types[{i}].actions"),
+                what: format!("room for {} actions", t.actions.len()),
+            });
+        }
         type_keys.insert(Box::from(t.name.as_str()), key);
         let lists = listed.get(t.name.as_str()).map_or(&[][..], Vec::as_slice);
         let ids = lists.iter().flat_map(|ids| ids.iter().map(|s| &**s));
@@ -284,7 +313,6 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
     let tenants = IdSpace::build(tenant_names).ok_or(CompileError::TooLarge("tenants"))?;
 
     let s = &bundle.settings;
-    let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
     // Entries are laid straight into the principal table: one pass over the grants
     // resolves them and counts each principal's entries, the table makes room, a second
     // pass places them (no per-principal lists held beside the table).
@@ -415,10 +443,56 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
             grant_ids.push((gkey, id.clone()));
         }
     }
-    // Everything the snapshot needs from the grants is resolved: owned ones go now, before
-    // the principal table is laid out.
-    drop(grants_in);
+    let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
+    Ok(Resolved {
+        types,
+        type_keys,
+        roles,
+        role_keys,
+        members,
+        tenants,
+        counts,
+        grant_principals,
+        grants,
+        windows,
+        resource_sets,
+        set_types,
+        reverse,
+        impersonators,
+        entry_count,
+        grant_ids,
+        tenant_scoped,
+        denies,
+        denies_by_type,
+    })
+}
 
+/// Lays out the snapshot of `bundle` from what its grants resolved to; `bundle.grants` is
+/// not read (an owned bundle's are freed by now).
+fn lay_out(bundle: &Bundle, resolved: Resolved, version: u64) -> Result<Snapshot, CompileError> {
+    let Resolved {
+        types,
+        type_keys,
+        roles,
+        role_keys,
+        members,
+        tenants,
+        counts,
+        grant_principals,
+        grants,
+        windows,
+        resource_sets,
+        set_types,
+        reverse,
+        impersonators,
+        entry_count,
+        grant_ids,
+        tenant_scoped,
+        denies,
+        denies_by_type,
+    } = resolved;
+    let s = &bundle.settings;
+    let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
     // Group lists are only needed to match deny rules that select by group.
     let mut principal_groups: Vec<Vec<u32>> = vec![Vec::new(); bundle.principals.len()];
     for (gkey, list) in members.iter().enumerate().filter(|_| denies_use_groups) {
@@ -469,7 +543,6 @@ fn build_from(bundle: &Bundle, grants_in: Grants<'_>, version: u64) -> Result<Sn
     drop(grant_principals);
     let principals = table.finish().ok_or_else(too_many)?;
 
-    let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
     let stats = Stats {
         principals: principals.len(),
         grants: grants.len(),
@@ -657,11 +730,43 @@ mod tests {
 
     /// Builds (no self-check) the snapshot of an already validated bundle.
     fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
-        build_from(bundle, Grants::Borrowed(&bundle.grants), version)
+        lay_out(bundle, resolve(bundle)?, version)
     }
 
     fn yaml(text: &str) -> Bundle {
         crate::parse_bundle(text.as_bytes(), crate::Format::Yaml).unwrap()
+    }
+
+    #[test]
+    fn validation_errors_come_before_what_resolving_an_invalid_bundle_finds() {
+        // Resolving, beside validation, fails on each of these (the action bits of the
+        // first would not fit); compile answers with validation's own error.
+        let actions: Vec<String> = (0..65).map(|i| format!("a{i}")).collect();
+        let cases = [
+            (
+                format!(
+                    "resource_types: [{{name: note, actions: [{}]}}]\nprincipals: [{{id: ann}}]",
+                    actions.join(", ")
+                ),
+                "resource_types[0].actions",
+            ),
+            (
+                format!("{BASE}grants: [{{principal: ann, role: writer, scope: all}}]"),
+                "grants[0].role",
+            ),
+            (
+                format!("{BASE}grants: [{{principal: cy, role: reader, scope: all}}]"),
+                "grants[0].principal",
+            ),
+        ];
+        for (text, path) in cases {
+            match compile(&yaml(&text), 1) {
+                Err(CompileError::Invalid(errors)) => {
+                    assert!(errors.to_string().contains(path), "{path}: {errors}");
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
     }
 
     const BASE: &str = "
