@@ -1,7 +1,8 @@
 //! Where pushes and catch-ups compile: one dedicated thread at the lowest scheduling
 //! priority the OS grants, so a large push cannot take CPU from checks (the async threads
-//! keep their normal priority) and one push compiles at a time. The self-check's scoped
-//! threads (up to `SELF_CHECK_THREADS`, one per core) inherit that priority. Pushes are
+//! keep their normal priority) and one push compiles at a time. The compiler's scoped
+//! threads (validation beside resolving; the self-check's, up to `SELF_CHECK_THREADS`, one
+//! per core) inherit that priority. Pushes are
 //! serialized by the engine's writer lock anyway, so one thread costs no throughput.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
