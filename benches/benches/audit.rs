@@ -87,6 +87,7 @@ fn audit(c: &mut Criterion) {
         max_file_bytes: 64 << 20,
         max_file_age: Duration::from_secs(3600),
         sync_every: Duration::from_millis(100),
+        poll_every: portcullis_server::audit::POLL_EVERY,
     };
     let trail = Audit::start(config, 65_536, Coverage::Required).unwrap();
     let record = decision();

@@ -685,6 +685,7 @@ fn start_audit(cfg: &ServeConfig) -> Result<Option<Arc<Audit>>> {
         max_file_bytes: a.max_file_bytes,
         max_file_age: a.max_file_age,
         sync_every: a.sync_every,
+        poll_every: crate::audit::POLL_EVERY,
     };
     let coverage = if a.all_decisions {
         Coverage::All

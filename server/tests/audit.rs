@@ -13,7 +13,9 @@ mod common;
 use common::*;
 use portcullis_policy::bundle::AuditBackpressure;
 use portcullis_proto::v1 as pb;
-use portcullis_server::audit::{Admit, Audit, AuditItem, AuditRecord, Break, Coverage, Deferred, SinkConfig, verify};
+use portcullis_server::audit::{
+    Admit, Audit, AuditItem, AuditRecord, Break, Coverage, Deferred, POLL_EVERY, SinkConfig, verify,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -203,6 +205,7 @@ fn stalled_sink(name: &str) -> (std::path::PathBuf, SinkConfig) {
         // No fsync (which fails on a FIFO) before `close`, so the writer never falls back
         // to recovering onto the FIFO's path and blocking there.
         sync_every: Duration::from_secs(3600),
+        poll_every: POLL_EVERY,
     };
     (dir, config)
 }
@@ -217,16 +220,58 @@ fn stall(dir: &Path) -> std::path::PathBuf {
 async fn fill(audit: &Audit, capacity: usize) {
     // The first record is taken by the (blocked) sink; then the queue fills.
     assert_eq!(audit.submit(record(0), AuditBackpressure::Deny).await, Admit::Queued);
-    for _ in 0..200 {
-        if audit.queue_depth() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert!(drained(audit).await);
     for i in 1..=capacity {
         assert_eq!(audit.submit(record(i), AuditBackpressure::Deny).await, Admit::Queued);
     }
     assert_eq!(audit.queue_depth(), capacity);
+}
+
+/// Waits (10 s at most) for the writer to take everything queued; true if it did.
+async fn drained(audit: &Audit) -> bool {
+    for _ in 0..2000 {
+        if audit.queue_depth() == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_more_than_half_full_wakes_the_writer() {
+    // The writer looks at the queue and fsyncs once an hour: only a sender's wake-up can
+    // get records taken once it is waiting to fsync.
+    let dir = temp_dir("audit-wake");
+    let config = SinkConfig {
+        dir: dir.clone(),
+        max_file_bytes: 1 << 20,
+        max_file_age: Duration::from_secs(3600),
+        sync_every: Duration::from_secs(3600),
+        poll_every: Duration::from_secs(3600),
+    };
+    let audit = Audit::start(config, 8, Coverage::All).unwrap();
+    // The first record wakes the writer through the channel; written, it waits to fsync.
+    assert_eq!(audit.submit(record(0), AuditBackpressure::Deny).await, Admit::Queued);
+    assert!(drained(&audit).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The fifth of eight places taken passes half: that sender wakes the writer.
+    for i in 1..=5 {
+        assert_eq!(audit.submit(record(i), AuditBackpressure::Deny).await, Admit::Queued);
+    }
+    assert!(drained(&audit).await, "{} records still queued", audit.queue_depth());
+    audit.close().await;
+    let written: Vec<String> = std::fs::read_to_string(dir.join(format!("audit-{:020}.jsonl", 1)))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["principal"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(written, ["p0", "p1", "p2", "p3", "p4", "p5"]);
 }
 
 /// Gives the stalled sink a reader, checks that the `blocked` offer then goes in, closes

@@ -88,10 +88,9 @@ pub enum Coverage {
 /// How long a failed trail waits before trying the disk again.
 const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How long the writer sleeps between looks at the queue while records wait for fsync
-/// (it never sleeps past the fsync's time). Each look is a switch onto the core the
-/// checks run on; the queue absorbs what arrives meanwhile (at 100k decisions/s, 400).
-const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(4);
+/// The default [`SinkConfig::poll_every`]: 16 ms (at 100,000 decisions a second the queue
+/// holds 1,600 meanwhile).
+pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(16);
 
 /// The sink thread's state. After a write or fsync error the trail is unhealthy (records
 /// that A1 needs are refused, so their decisions deny); every `RETRY_EVERY` it reopens the
@@ -149,7 +148,9 @@ impl Writer {
                     Ok(m) => m,
                     Err(mpsc::error::TryRecvError::Empty) => {
                         match self.sink.as_ref().map(FileSink::until_sync) {
-                            Some(wait) if !wait.is_zero() => std::thread::sleep(wait.min(POLL_EVERY)),
+                            Some(wait) if !wait.is_zero() => {
+                                std::thread::park_timeout(wait.min(self.config.poll_every));
+                            }
                             _ => self.sync(),
                         }
                         continue;
@@ -261,6 +262,8 @@ pub struct Audit {
     written: std::sync::Arc<AtomicU64>,
     ids: std::sync::Arc<Ids>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The writer thread, woken when the queue is more than half full.
+    writer: std::thread::Thread,
 }
 
 impl std::fmt::Debug for Msg {
@@ -314,6 +317,7 @@ impl Audit {
             healthy,
             written,
             ids,
+            writer: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -352,6 +356,9 @@ impl Audit {
         };
         // The writer gives the places back when it takes the record.
         let sent = room && self.tx.send((msg, places)).is_ok();
+        if sent && self.room.available_permits() < self.capacity as usize / 2 {
+            self.writer.unpark();
+        }
         if room && !sent {
             self.room.add_permits(places as usize);
         }
@@ -388,6 +395,8 @@ impl Audit {
     /// Writes and fsyncs everything queued, then stops the sink. Idempotent.
     pub async fn close(&self) {
         let _ = self.tx.send((Msg::Stop, 0));
+        // A writer waiting to fsync sleeps until its next look at the queue: wake it.
+        self.writer.unpark();
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;

@@ -19,6 +19,11 @@ pub struct SinkConfig {
     pub max_file_age: Duration,
     /// Longest time a written record waits for fsync.
     pub sync_every: Duration,
+    /// How long the writer sleeps between looks at the queue while records wait for
+    /// fsync (never past the fsync's time). Each look is a switch onto a core the checks
+    /// may be using, so looks are few; a sender that finds the queue more than half full
+    /// wakes the writer at once.
+    pub poll_every: Duration,
 }
 
 /// Files of an audit directory, in chain order.
