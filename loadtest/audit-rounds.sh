@@ -3,7 +3,8 @@
 # runtime thread each, a `--no-audit` server of the first binary and a default-audit
 # server of every binary given; on core 1, h2load replaying one checked request body per
 # RPC (written by portcullis-loadtest), 5 s after 1 s of warm-up, each server in turn,
-# ROUNDS times. Prints calls/s per round and calls per second of the server's own CPU time
+# ROUNDS times, the order rotating by one server each round (use a multiple of the number
+# of servers). Prints calls/s per round and calls per second of the server's own CPU time
 # (user + system over the 6 s, warm-up included, so time the VM gives to others does not
 # count), then each audited server's records written,
 # refused and dropped (a refused record is a decision turned into a deny, which is cheap:
@@ -47,8 +48,12 @@ done
 tick=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 echo "round server calls/s calls/cpu-s"
+n=${#ports[@]}
 for round in $(seq 1 "$rounds"); do
-  for i in "${!ports[@]}"; do
+  # Each round starts one server later: a server's place in the round changes what it
+  # measures (seen at several points), so over rounds every server takes every place.
+  for j in $(seq 0 $((n - 1))); do
+    i=$(((j + round - 1) % n))
     port=${ports[$i]} pid=${pids[$i]}
     name=plain
     [ "$port" = 50601 ] || name="audited-${bins[$((port - 50611))]}"
