@@ -261,17 +261,8 @@ async fn a_queue_more_than_half_full_wakes_the_writer() {
     }
     assert!(drained(&audit).await, "{} records still queued", audit.queue_depth());
     audit.close().await;
-    let written: Vec<String> = std::fs::read_to_string(dir.join(format!("audit-{:020}.jsonl", 1)))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["principal"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(written, ["p0", "p1", "p2", "p3", "p4", "p5"]);
+    let written = std::fs::read_to_string(dir.join(format!("audit-{:020}.jsonl", 1))).unwrap();
+    assert_eq!(principals(&written), ["p0", "p1", "p2", "p3", "p4", "p5"]);
 }
 
 /// Gives the stalled sink a reader, checks that the `blocked` offer then goes in, closes
@@ -280,8 +271,12 @@ async fn unstall(audit: &Audit, fifo: std::path::PathBuf, blocked: tokio::task::
     let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
     assert_eq!(blocked.await.unwrap(), Admit::Queued);
     audit.close().await;
-    String::from_utf8(reader.join().unwrap())
-        .unwrap()
+    principals(&String::from_utf8(reader.join().unwrap()).unwrap())
+}
+
+/// The principals of a trail file's records, in order.
+fn principals(trail: &str) -> Vec<String> {
+    trail
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["principal"]
