@@ -469,33 +469,12 @@ fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
 
 /// Lays out the snapshot of `bundle` from what its grants resolved to; `bundle.grants` is
 /// not read (an owned bundle's are freed by now).
-fn lay_out(bundle: &Bundle, resolved: Resolved, version: u64) -> Result<Snapshot, CompileError> {
-    let Resolved {
-        types,
-        type_keys,
-        roles,
-        role_keys,
-        members,
-        tenants,
-        counts,
-        grant_principals,
-        grants,
-        windows,
-        resource_sets,
-        set_types,
-        reverse,
-        impersonators,
-        entry_count,
-        grant_ids,
-        tenant_scoped,
-        denies,
-        denies_by_type,
-    } = resolved;
+fn lay_out(bundle: &Bundle, r: Resolved, version: u64) -> Result<Snapshot, CompileError> {
     let s = &bundle.settings;
     let denies_use_groups = bundle.denies.iter().any(|d| !d.groups.is_empty());
     // Group lists are only needed to match deny rules that select by group.
     let mut principal_groups: Vec<Vec<u32>> = vec![Vec::new(); bundle.principals.len()];
-    for (gkey, list) in members.iter().enumerate().filter(|_| denies_use_groups) {
+    for (gkey, list) in r.members.iter().enumerate().filter(|_| denies_use_groups) {
         for &p in list {
             if let Some(pg) = principal_groups.get_mut(p as usize) {
                 pg.push(key32(gkey, "groups")?);
@@ -505,7 +484,7 @@ fn lay_out(bundle: &Bundle, resolved: Resolved, version: u64) -> Result<Snapshot
     let records = bundle
         .principals
         .iter()
-        .zip(counts)
+        .zip(r.counts)
         .zip(principal_groups)
         .map(|((p, entries), mut groups)| {
             groups.sort_unstable();
@@ -526,50 +505,50 @@ fn lay_out(bundle: &Bundle, resolved: Resolved, version: u64) -> Result<Snapshot
             }
         });
     let too_many = || CompileError::TooLarge("principal entries");
-    let mut table = PrincipalTable::build(records, entry_count).ok_or_else(too_many)?;
-    for ((gkey, grant), principal) in grants.iter().enumerate().zip(&grant_principals) {
+    let mut table = PrincipalTable::build(records, r.entry_count).ok_or_else(too_many)?;
+    for ((gkey, grant), principal) in r.grants.iter().enumerate().zip(&r.grant_principals) {
         let gkey = key32(gkey, "grants")?;
         let role = found(
-            roles.get(grant.role as usize),
+            r.roles.get(grant.role as usize),
             || format!("grants[{gkey}].role"),
             || "its role".to_owned(),
         )?;
-        for &p in subjects_of(principal, grant, &members, gkey as usize)? {
-            for e in entries_of(role, &types, &set_types, grant, gkey) {
+        for &p in subjects_of(principal, grant, &r.members, gkey as usize)? {
+            for e in entries_of(role, &r.types, &r.set_types, grant, gkey) {
                 table.place(p, e).ok_or_else(too_many)?;
             }
         }
     }
-    drop(grant_principals);
+    drop(r.grant_principals);
     let principals = table.finish().ok_or_else(too_many)?;
 
     let stats = Stats {
         principals: principals.len(),
-        grants: grants.len(),
-        entries: entry_count,
-        tenants: tenant_scoped.len() as usize,
-        resource_sets: resource_sets.len(),
-        denies: denies.len(),
-        approx_bytes: approx_bytes(&principals, &grants, &grant_ids, &resource_sets, &reverse),
+        grants: r.grants.len(),
+        entries: r.entry_count,
+        tenants: r.tenant_scoped.len() as usize,
+        resource_sets: r.resource_sets.len(),
+        denies: r.denies.len(),
+        approx_bytes: approx_bytes(&principals, &r.grants, &r.grant_ids, &r.resource_sets, &r.reverse),
     };
     Ok(Snapshot {
         version,
         settings: bundle.settings.clone(),
-        types,
-        type_keys,
-        roles,
-        role_keys,
+        types: r.types,
+        type_keys: r.type_keys,
+        roles: r.roles,
+        role_keys: r.role_keys,
         group_names: bundle.groups.iter().map(|g| Box::from(g.name.as_str())).collect(),
         principals,
-        tenants,
-        grants,
-        grant_ids,
-        windows,
-        resource_sets,
-        denies,
-        denies_by_type,
-        impersonators,
-        reverse,
+        tenants: r.tenants,
+        grants: r.grants,
+        grant_ids: r.grant_ids,
+        windows: r.windows,
+        resource_sets: r.resource_sets,
+        denies: r.denies,
+        denies_by_type: r.denies_by_type,
+        impersonators: r.impersonators,
+        reverse: r.reverse,
         stats,
     })
 }
