@@ -2,8 +2,8 @@
 //! priority the OS grants, so a large push cannot take CPU from checks (the async threads
 //! keep their normal priority) and one push compiles at a time. The compiler's scoped
 //! threads (validation beside resolving; the self-check's, up to `SELF_CHECK_THREADS`, one
-//! per core) inherit that priority. Pushes are
-//! serialized by the engine's writer lock anyway, so one thread costs no throughput.
+//! per core) inherit that priority. Pushes are serialized by the engine's writer lock
+//! anyway, so one thread costs no throughput.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;

@@ -158,7 +158,7 @@ impl FileSink {
 
     /// Whether buffered records have waited `sync_every`.
     pub fn sync_due(&self) -> bool {
-        self.dirty_since.is_some_and(|t| t.elapsed() >= self.config.sync_every)
+        self.dirty() && self.until_sync().is_zero()
     }
 
     /// How long until the oldest buffered record has waited `sync_every` (zero when
