@@ -2,17 +2,19 @@
 
 use crate::bundle::{Bundle, Classification, Scope, WILDCARD};
 use crate::ids::IdSpace;
+use crate::principal_keys::{NO_PRINCIPAL, PrincipalKeys, UNKNOWN_PRINCIPAL};
 use crate::principals::{PrincipalRecord, PrincipalTable};
 use crate::selfcheck::{self, Mismatch};
 use crate::snapshot::{
     ANY_TENANT, CDeny, CGrant, CRole, CScope, CType, Entry, NO_WINDOW, ReverseIndex, Snapshot, Stats, TypeDeny, Window,
 };
-use crate::validate::{ValidationErrors, validate};
+use crate::validate::{ValidationErrors, validate_knowing};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, OnceLock, mpsc};
 
 /// Why a bundle did not become a snapshot.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -113,27 +115,44 @@ pub fn compile_owned(bundle: Bundle, version: u64, options: CompileOptions) -> R
     compile_cow(Cow::Owned(bundle), version, options)
 }
 
-/// Validates while resolving the grants (on two threads: both only read the bundle), works
-/// out the reference's answers, lays the snapshot out and puts it to them. Validation's
+/// Resolves the grants on one thread while another looks their principals up (handing
+/// the keys over as it goes), validates and works out the reference's answers; then lays
+/// the snapshot out and puts it to them. Both threads only read the bundle. Validation's
 /// errors come first: resolving an invalid bundle is wasted work, never its answer.
 fn compile_cow(bundle: Cow<'_, Bundle>, version: u64, options: CompileOptions) -> Result<Snapshot, CompileError> {
     let cancelled = || options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
-    let resolved = std::thread::scope(|scope| {
-        let checking = scope.spawn(|| validate(&bundle));
-        let resolved = resolve(&bundle);
+    let samples = options.self_check_samples.unwrap_or_else(|| default_samples(&bundle));
+    let b: &Bundle = &bundle;
+    // Whichever thread asks first builds the table; the other waits for it.
+    let keys = OnceLock::new();
+    let principal_keys = || keys.get_or_init(|| PrincipalKeys::of(b));
+    let (expected, resolved) = std::thread::scope(|scope| {
+        let (send, grant_keys) = mpsc::channel();
+        let checking = scope.spawn(|| {
+            let keys = principal_keys();
+            // A resolver that stopped early drops its end: the keys are not needed then.
+            let unknown = keys.of_grants(&b.grants, |batch| {
+                let _ = send.send(batch);
+            });
+            drop(send);
+            validate_knowing(b, keys, &unknown)?;
+            Ok::<_, CompileError>(
+                (!cancelled()).then(|| selfcheck::expect(b, version, samples, options.seed, &cancelled)),
+            )
+        });
+        let resolved = resolve(b, principal_keys, &grant_keys);
         match checking.join() {
-            Ok(valid) => valid.map(|()| resolved),
+            Ok(expected) => (expected, resolved),
             Err(panic) => std::panic::resume_unwind(panic),
         }
-    })??;
-    if cancelled() {
-        return Err(CompileError::Cancelled);
-    }
-    let samples = options.self_check_samples.unwrap_or_else(|| default_samples(&bundle));
-    let expected = selfcheck::expect(&bundle, version, samples, options.seed, &cancelled);
-    if cancelled() {
-        return Err(CompileError::Cancelled);
-    }
+    });
+    drop(keys);
+    let expected = expected?;
+    let resolved = resolved?;
+    let expected = match expected {
+        Some(expected) if !cancelled() => expected,
+        _ => return Err(CompileError::Cancelled),
+    };
     let (snapshot, tests) = match bundle {
         Cow::Borrowed(b) => (lay_out(b, resolved, version)?, Cow::Borrowed(&b.tests)),
         Cow::Owned(mut b) => {
@@ -197,10 +216,18 @@ struct Resolved {
     denies_by_type: Vec<Vec<TypeDeny>>,
 }
 
-/// Resolves `bundle`'s names to keys. Total on any bundle, valid or not (validation runs
+/// Resolves `bundle`'s names to keys, its grants' principals' keys taken from
+/// `grant_keys` (in order, in batches). Total on any bundle, valid or not (validation runs
 /// beside it): a name it cannot resolve is an error, never a panic, and its errors count
 /// only once validation has passed.
-fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
+fn resolve<'a>(
+    bundle: &'a Bundle,
+    principal_keys: impl FnOnce() -> &'a PrincipalKeys<'a>,
+    grant_keys: &Receiver<Vec<u32>>,
+) -> Result<Resolved, CompileError> {
+    if bundle.principals.len() >= UNKNOWN_PRINCIPAL as usize {
+        return Err(CompileError::TooLarge("principals"));
+    }
     let bundle_grants = &bundle.grants;
     // The resource ids grants list, by type, in one pass over the grants (not one per type).
     let mut listed: FxHashMap<&str, Vec<&[Box<str>]>> = FxHashMap::default();
@@ -287,18 +314,14 @@ fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
         });
     }
 
-    let mut principal_keys: FxHashMap<&str, u32> = FxHashMap::default();
-    principal_keys.reserve(bundle.principals.len());
-    for (i, p) in bundle.principals.iter().enumerate() {
-        principal_keys.insert(&p.id, key32(i, "principals")?);
-    }
+    let principal_keys = principal_keys();
     let mut group_keys = FxHashMap::default();
     let mut members: Vec<Vec<u32>> = Vec::with_capacity(bundle.groups.len());
     for (i, g) in bundle.groups.iter().enumerate() {
         group_keys.insert(g.name.as_str(), key32(i, "groups")?);
         let keys = g.members.iter().enumerate().map(|(j, m)| {
             found(
-                principal_keys.get(m.as_str()).copied(),
+                principal_keys.get(m),
                 || format!("groups[{i}].members[{j}]"),
                 || format!("principal `{m}`"),
             )
@@ -317,20 +340,7 @@ fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
     // resolves them and counts each principal's entries, the table makes room, a second
     // pass places them (no per-principal lists held beside the table).
     let mut counts: Vec<u32> = vec![0; bundle.principals.len()];
-    // Principals are looked up in a loop of their own: the lookups miss the cache, and
-    // among pass one's allocations they cost several times what they do here.
-    let grant_principals = bundle_grants
-        .iter()
-        .enumerate()
-        .map(|(i, g)| match &g.principal {
-            Some(p) => found(
-                principal_keys.get(&**p).copied(),
-                || format!("grants[{i}].principal"),
-                || format!("principal `{p}`"),
-            ),
-            None => Ok(NO_PRINCIPAL),
-        })
-        .collect::<Result<Vec<u32>, _>>()?;
+    let mut grant_principals: Vec<u32> = Vec::with_capacity(bundle_grants.len());
     let mut grants = Vec::with_capacity(bundle_grants.len());
     let mut windows = Vec::new();
     let mut resource_sets = Vec::new();
@@ -341,9 +351,18 @@ fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
     // Ids live in their own table, left empty when no grant has one.
     let mut grant_ids: Vec<(u32, Arc<str>)> = Vec::new();
     let mut tenant_scoped = RoaringBitmap::new();
-    for (i, (g, principal)) in bundle_grants.iter().zip(&grant_principals).enumerate() {
+    for (i, g) in bundle_grants.iter().enumerate() {
         let gkey = key32(i, "grants")?;
         let at = |field: &str| format!("grants[{i}].{field}");
+        if i == grant_principals.len() {
+            // The looking-up thread is ahead: its lookups are a fraction of this loop's work.
+            grant_principals.extend(grant_keys.recv().unwrap_or_default());
+        }
+        let principal = found(
+            grant_principals.get(i).copied().filter(|&p| p != UNKNOWN_PRINCIPAL),
+            || at("principal"),
+            || format!("principal `{}`", g.principal.as_deref().unwrap_or_default()),
+        )?;
         let role_key = found(
             role_keys.get(&*g.role).copied(),
             || at("role"),
@@ -417,7 +436,7 @@ fn resolve(bundle: &Bundle) -> Result<Resolved, CompileError> {
             scope,
             window,
         };
-        let subjects = subjects_of(principal, &grant, &members, i)?;
+        let subjects = subjects_of(&principal, &grant, &members, i)?;
         let per_subject = entries_of(role, &types, &set_types, &grant, gkey).count();
         let per_subject_u32 = u32::try_from(per_subject).map_err(|_| CompileError::TooLarge("principal entries"))?;
         for &p in subjects {
@@ -556,7 +575,7 @@ fn lay_out(bundle: &Bundle, r: Resolved, version: u64) -> Result<Snapshot, Compi
 fn compile_denies(
     bundle: &Bundle,
     types: &[CType],
-    principal_keys: &FxHashMap<&str, u32>,
+    principal_keys: &PrincipalKeys<'_>,
     group_keys: &FxHashMap<&str, u32>,
 ) -> Result<(Vec<CDeny>, Vec<Vec<TypeDeny>>), CompileError> {
     let mut by_type: Vec<Vec<TypeDeny>> = vec![Vec::new(); types.len()];
@@ -610,7 +629,7 @@ fn compile_denies(
         denies.push(CDeny {
             id: Box::from(d.id.as_str()),
             everyone: d.principals.is_empty() && d.groups.is_empty(),
-            principals: keys("principals", &d.principals, &|p| principal_keys.get(p).copied())?
+            principals: keys("principals", &d.principals, &|p| principal_keys.get(p))?
                 .into_iter()
                 .collect(),
             groups: keys("groups", &d.groups, &|g| group_keys.get(g).copied())?.into_boxed_slice(),
@@ -625,9 +644,6 @@ fn compile_denies(
     }
     Ok((denies, by_type))
 }
-
-/// `grant_principals` of a grant given to a group.
-const NO_PRINCIPAL: u32 = u32::MAX;
 
 /// The principals grant `index`'s entries go to: its principal (unless `NO_PRINCIPAL`),
 /// or its group's members.
@@ -709,7 +725,11 @@ mod tests {
 
     /// Builds (no self-check) the snapshot of an already validated bundle.
     fn build(bundle: &Bundle, version: u64) -> Result<Snapshot, CompileError> {
-        lay_out(bundle, resolve(bundle)?, version)
+        let keys = PrincipalKeys::of(bundle);
+        let (send, grant_keys) = mpsc::channel();
+        keys.of_grants(&bundle.grants, |batch| send.send(batch).unwrap());
+        drop(send);
+        lay_out(bundle, resolve(bundle, || &keys, &grant_keys)?, version)
     }
 
     fn yaml(text: &str) -> Bundle {

@@ -31,6 +31,7 @@ pub mod ids;
 pub mod name;
 pub mod overlay;
 mod parse;
+mod principal_keys;
 mod principals;
 pub mod reference;
 pub mod request;

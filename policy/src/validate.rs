@@ -1,6 +1,7 @@
 //! Validation: every problem in a bundle at once, each with its path and a plain reason.
 
 use crate::bundle::{Bundle, Classification, DenyRule, Grant, PrincipalKind, Role, Scope, WILDCARD};
+use crate::principal_keys::PrincipalKeys;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::hash_map::Entry;
 
@@ -197,7 +198,19 @@ fn render(errors: &[ValidationError]) -> String {
 /// assert_eq!(errors.0[0].to_string(), "principals[svc]: service account `svc` has no owner (R5)");
 /// ```
 pub fn validate(bundle: &Bundle) -> Result<(), ValidationErrors> {
-    let mut v = Validator::new(bundle);
+    let keys = PrincipalKeys::of(bundle);
+    let unknown = keys.of_grants(&bundle.grants, drop);
+    validate_knowing(bundle, &keys, &unknown)
+}
+
+/// [`validate`] given what [`PrincipalKeys`] worked out: the principals' keys and the
+/// places of the grants whose principal is unknown, ascending.
+pub(crate) fn validate_knowing(
+    bundle: &Bundle,
+    principals: &PrincipalKeys<'_>,
+    unknown_grant_principals: &[usize],
+) -> Result<(), ValidationErrors> {
+    let mut v = Validator::new(bundle, principals, unknown_grant_principals);
     v.settings();
     v.resource_types();
     v.roles();
@@ -233,7 +246,9 @@ struct Validator<'a> {
     /// Each role with the approvals its grants need (R12), worked out once per role.
     roles: FxHashMap<&'a str, (&'a Role, u8)>,
     groups: FxHashMap<&'a str, FxHashSet<&'a str>>,
-    principals: FxHashSet<&'a str>,
+    principals: &'a PrincipalKeys<'a>,
+    /// Places of the grants whose principal is unknown, ascending.
+    unknown_grant_principals: &'a [usize],
     grant_ids: FxHashSet<&'a str>,
     deny_ids: FxHashSet<&'a str>,
     /// Built at the first error: a valid bundle never pays for it.
@@ -285,7 +300,7 @@ impl<'a> Labels<'a> {
 }
 
 impl<'a> Validator<'a> {
-    fn new(bundle: &'a Bundle) -> Self {
+    fn new(bundle: &'a Bundle, principals: &'a PrincipalKeys<'a>, unknown_grant_principals: &'a [usize]) -> Self {
         Validator {
             bundle,
             errors: Vec::new(),
@@ -293,7 +308,8 @@ impl<'a> Validator<'a> {
             critical: FxHashSet::default(),
             roles: FxHashMap::default(),
             groups: FxHashMap::default(),
-            principals: bundle.principals.iter().map(|p| p.id.as_str()).collect(),
+            principals,
+            unknown_grant_principals,
             grant_ids: FxHashSet::default(),
             deny_ids: FxHashSet::default(),
             labels: std::cell::OnceCell::new(),
@@ -505,11 +521,12 @@ impl<'a> Validator<'a> {
     }
 
     fn principals(&mut self) {
-        let mut seen = FxHashSet::default();
         let mut persons: FxHashMap<&str, &str> = FxHashMap::default();
         for (i, p) in self.bundle.principals.iter().enumerate() {
             let path = format!("principals[{i}]");
-            if self.name(format!("{path}.id"), &p.id) && !seen.insert(p.id.as_str()) {
+            // A repeated id's key is its first place.
+            let repeated = self.principals.get(&p.id) != u32::try_from(i).ok();
+            if self.name(format!("{path}.id"), &p.id) && repeated {
                 self.err(
                     format!("{path}.id"),
                     Problem::Duplicate {
@@ -567,7 +584,7 @@ impl<'a> Validator<'a> {
         }
         match (&g.principal, &g.group) {
             (Some(p), None) => {
-                if !self.principals.contains(&**p) {
+                if self.unknown_grant_principals.binary_search(&i).is_ok() {
                     self.unknown(path(".principal"), "principal", p);
                 }
             }
