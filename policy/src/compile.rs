@@ -462,7 +462,7 @@ fn resolve<'a>(
             grant_ids.push((gkey, id.clone()));
         }
     }
-    let (denies, denies_by_type) = compile_denies(bundle, &types, &principal_keys, &group_keys)?;
+    let (denies, denies_by_type) = compile_denies(bundle, &types, principal_keys, &group_keys)?;
     Ok(Resolved {
         types,
         type_keys,

@@ -672,7 +672,7 @@ impl<'a> Validator<'a> {
         let path = |tail: &str| format!("grants[{i}].approvals{tail}");
         let mut distinct = FxHashSet::default();
         for (j, a) in g.terms().approvals.iter().enumerate() {
-            if !self.principals.contains(&*a.by) {
+            if !self.principals.contains(&a.by) {
                 self.unknown(path(&format!("[{j}].by")), "principal", &a.by);
             } else if self.is_grantee(g, &a.by) {
                 self.err(
