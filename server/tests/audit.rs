@@ -91,6 +91,35 @@ async fn a1_decisions_and_admin_calls_are_recorded_and_chained() {
 }
 
 #[tokio::test]
+async fn the_records_of_one_untraced_call_share_a_fresh_trace_id() {
+    let dir = temp_dir("audit-trace-ids");
+    let server = TestServer::start(&dir, Some("clinic-portal")).await;
+    let mut c = server.authz().await;
+    for _ in 0..2 {
+        c.batch_check(pb::BatchCheckRequest {
+            requests: vec![ann_reads(); 3],
+            min_version: 0,
+            min_overlay_seq: 0,
+        })
+        .await
+        .unwrap();
+    }
+    server.stop().await.unwrap();
+    let recs = audit_records(&dir.join("audit"));
+    let ids: Vec<&str> = recs.iter().map(|r| r["trace_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 6, "{recs:#?}");
+    for id in &ids {
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{id}"
+        );
+    }
+    assert!(ids[..3].iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert!(ids[3..].iter().all(|id| *id == ids[3]), "{ids:?}");
+    assert_ne!(ids[0], ids[3], "each call has its own trace");
+}
+
+#[tokio::test]
 async fn verify_names_the_first_altered_or_deleted_record() {
     let dir = temp_dir("audit-tamper");
     let server = TestServer::start_with(&dir, Some("clinic-portal"), |c| {
@@ -315,7 +344,7 @@ async fn a_full_queue_drops_refuses_or_blocks_as_the_policy_says() {
 struct Group(usize);
 
 impl Deferred for Group {
-    fn render(&self) -> AuditRecord<'_> {
+    fn render<'a>(&'a self, _: &'a mut String) -> AuditRecord<'a> {
         AuditRecord {
             kind: "decisions",
             principal: format!("g{}", self.0).into(),

@@ -7,8 +7,9 @@ use crate::engine::Live;
 use crate::metrics::Metrics;
 use crate::scopes::{Identity, Scope};
 use portcullis_policy::bundle::AuditBackpressure;
-use portcullis_policy::{Decision, Effect, Reason, Request};
+use portcullis_policy::{Decision, Effect, Reason, Request, Timestamp};
 use sha2::{Digest, Sha256};
+use std::fmt::Write;
 use std::sync::Arc;
 
 /// Metrics and the audit trail, shared by the services.
@@ -80,11 +81,17 @@ impl Caller {
     /// Peer address, token fingerprint (first 12 hex digits of its SHA-256), `mtls`.
     pub fn client(&self) -> String {
         let mut client = String::with_capacity(64);
+        self.push_client(&mut client);
+        client
+    }
+
+    /// Appends what [`Caller::client`] returns.
+    fn push_client(&self, client: &mut String) {
         if self.authzen {
             client.push_str("authzen ");
         }
         match self.remote {
-            Some(a) => push_address(&mut client, a),
+            Some(a) => push_address(client, a),
             None => client.push_str("unknown"),
         }
         if let Some(token) = self
@@ -94,7 +101,7 @@ impl Caller {
             .and_then(crate::auth::bearer_token)
         {
             client.push_str(" token:");
-            client.push_str(&fingerprint(token));
+            push_fingerprint(client, token);
         }
         if self.mtls {
             client.push_str(" mtls");
@@ -103,17 +110,27 @@ impl Caller {
             client.push_str(" credential:");
             client.push_str(&identity.name);
         }
-        client
     }
 
     /// The W3C trace id of the caller's `traceparent`, or a fresh one.
     pub fn trace_id(&self) -> String {
-        self.traceparent
+        let mut id = String::with_capacity(32);
+        self.push_trace_id(&mut id, fresh_trace_id);
+        id
+    }
+
+    /// Appends the trace id of the caller's `traceparent`, or else `fresh()`'s.
+    fn push_trace_id(&self, out: &mut String, fresh: impl FnOnce() -> u128) {
+        match self
+            .traceparent
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split('-').nth(1))
             .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map_or_else(fresh_trace_id, str::to_owned)
+        {
+            Some(id) => out.push_str(id),
+            None => push_hex(out, fresh()),
+        }
     }
 }
 
@@ -148,7 +165,7 @@ impl<'a> CallAudit<'a> {
                     caller: self.caller.clone(),
                     live: self.live.clone(),
                     replica: replica.clone(),
-                    rendered: std::sync::OnceLock::new(),
+                    fresh_trace_id: std::sync::OnceLock::new(),
                 })
             })
             .clone()
@@ -162,8 +179,9 @@ struct CallNote {
     /// Names the rules (the snapshot stays alive until the records are written).
     live: Arc<Live>,
     replica: Arc<str>,
-    /// `client` and `trace_id`, rendered once per call.
-    rendered: std::sync::OnceLock<(String, String)>,
+    /// The call's trace id when the caller sent none: drawn for its first record, so all
+    /// its records name the same trace.
+    fresh_trace_id: std::sync::OnceLock<u128>,
 }
 
 /// Where a name sits in a note's [`Names`].
@@ -245,14 +263,28 @@ impl AskNote {
         }
     }
 
-    /// A record with the shared fields filled in; `kind` and `outcome` are the caller's.
-    fn record(&self, kind: &'static str, outcome: &'static str, break_glass: bool) -> AuditRecord<'_> {
-        let (client, trace_id) = self
-            .call
-            .rendered
-            .get_or_init(|| (self.call.caller.client(), self.call.caller.trace_id()));
+    /// A record with the shared fields filled in, what they format written into `text`;
+    /// `kind` and `outcome` are the caller's.
+    fn record<'a>(
+        &'a self,
+        text: &'a mut String,
+        kind: &'static str,
+        outcome: &'static str,
+        break_glass: bool,
+    ) -> AuditRecord<'a> {
+        text.clear();
+        let call = &self.call;
+        let client = appended(text, |t| call.caller.push_client(t));
+        let trace_id = appended(text, |t| {
+            call.caller
+                .push_trace_id(t, || *call.fresh_trace_id.get_or_init(fresh_trace_id))
+        });
+        let time = appended(text, |t| push_millis(t, self.at));
+        let decision_time = appended(text, |t| push_seconds(t, self.time.at));
+        let text: &'a String = text;
+        let part = |r: std::ops::Range<usize>| text.get(r).unwrap_or_default().into();
         AuditRecord {
-            time: millis_text(self.at).into(),
+            time: part(time),
             kind,
             outcome,
             principal: self.names.get(self.principal).into(),
@@ -262,9 +294,9 @@ impl AskNote {
                 .filter(|_| break_glass)
                 .map(|r| self.names.get(r).into()),
             caller_time: self.time.caller_set,
-            decision_time: self.time.at.to_string().into(),
-            client: client.as_str().into(),
-            trace_id: trace_id.as_str().into(),
+            decision_time: part(decision_time),
+            client: part(client),
+            trace_id: part(trace_id),
             replica: (*self.call.replica).into(),
             ..AuditRecord::default()
         }
@@ -312,7 +344,7 @@ struct DecisionNote {
 }
 
 impl Deferred for DecisionNote {
-    fn render(&self) -> AuditRecord<'_> {
+    fn render<'a>(&'a self, text: &'a mut String) -> AuditRecord<'a> {
         let d = &self.asked.decision;
         let item = self.ask.item(&self.asked);
         AuditRecord {
@@ -326,7 +358,7 @@ impl Deferred for DecisionNote {
             rule: item.rule,
             tenant: item.tenant,
             version: d.version,
-            ..self.ask.record("decision", item.outcome, d.flags.break_glass)
+            ..self.ask.record(text, "decision", item.outcome, d.flags.break_glass)
         }
     }
 }
@@ -367,7 +399,7 @@ impl Deferred for GroupNote {
         self.items.len()
     }
 
-    fn render(&self) -> AuditRecord<'_> {
+    fn render<'a>(&'a self, text: &'a mut String) -> AuditRecord<'a> {
         let decisions: Vec<AuditItem<'_>> = self.items.iter().map(|a| self.ask.item(a)).collect();
         let agreed = decisions
             .first()
@@ -383,7 +415,9 @@ impl Deferred for GroupNote {
             version: self.items.first().map_or(0, |a| a.decision.version),
             columns: AuditItem::COLUMNS,
             decisions,
-            ..self.ask.record("decisions", agreed.unwrap_or("mixed"), break_glass)
+            ..self
+                .ask
+                .record(text, "decisions", agreed.unwrap_or("mixed"), break_glass)
         }
     }
 }
@@ -397,23 +431,33 @@ fn refuse(d: &mut Decision) {
     }
 }
 
-/// A random W3C trace id (32 lowercase hex digits, never all zero) from a generator per
-/// thread seeded by the OS: a trace id must be unique, not secret, and the OS-backed
-/// generator and `hex` cost a fifth of a microsecond per record.
-fn fresh_trace_id() -> String {
+/// A random W3C trace id's number (never zero) from a generator per thread seeded by the
+/// OS: a trace id must be unique, not secret, and the OS-backed generator costs a fifth of
+/// a microsecond.
+fn fresh_trace_id() -> u128 {
     use rand::{Rng, SeedableRng, rngs::SmallRng};
     thread_local!(static DRAWS: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_rng(&mut rand::rng())));
-    let id = DRAWS.with_borrow_mut(|r| r.random::<u128>()).max(1);
-    (0..32)
-        .rev()
-        .map(|nibble| char::from_digit(((id >> (nibble * 4)) & 0xf) as u32, 16).unwrap_or('0'))
-        .collect()
+    DRAWS.with_borrow_mut(|r| r.random::<u128>()).max(1)
+}
+
+/// Appends `n` as 32 lowercase hex digits.
+fn push_hex(out: &mut String, n: u128) {
+    let mut digits = [0; 32];
+    // 16 bytes always fill 32 digits.
+    let _ = hex::encode_to_slice(n.to_be_bytes(), &mut digits);
+    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+}
+
+/// The range of `out` that `write` appends.
+fn appended(out: &mut String, write: impl FnOnce(&mut String)) -> std::ops::Range<usize> {
+    let start = out.len();
+    write(out);
+    start..out.len()
 }
 
 /// Appends `a` as `Display` writes it; an IPv4 address (nearly every caller) without the
 /// formatting machinery, which cost a third of a microsecond per record.
 fn push_address(out: &mut String, a: std::net::SocketAddr) {
-    use std::fmt::Write;
     let std::net::SocketAddr::V4(v4) = a else {
         let _ = write!(out, "{a}");
         return;
@@ -422,53 +466,79 @@ fn push_address(out: &mut String, a: std::net::SocketAddr) {
         if i > 0 {
             out.push('.');
         }
-        push_decimal(out, u32::from(octet));
+        out.push_str(itoa::Buffer::new().format(octet));
     }
     out.push(':');
-    push_decimal(out, u32::from(v4.port()));
-}
-
-fn push_decimal(out: &mut String, n: u32) {
-    let mut place = 1;
-    while place <= n / 10 {
-        place *= 10;
-    }
-    while place > 0 {
-        out.push(char::from(b'0' + (n / place % 10) as u8));
-        place /= 10;
-    }
+    out.push_str(itoa::Buffer::new().format(v4.port()));
 }
 
 fn now_text() -> String {
-    millis_text(std::time::SystemTime::now())
+    let mut text = String::new();
+    push_millis(&mut text, std::time::SystemTime::now());
+    text
 }
 
-/// RFC 3339 text of `at` to the millisecond. The writer renders records in about time
-/// order, so one millisecond's records share the formatting (a cache per thread).
-fn millis_text(at: std::time::SystemTime) -> String {
-    thread_local!(static LAST: std::cell::RefCell<(u128, String)> = const { std::cell::RefCell::new((0, String::new())) });
+/// The last text a thread made of a key, for texts asked again and again for the same key
+/// (the writer renders records in about time order; callers reuse one token).
+struct LastText<K> {
+    key: Option<K>,
+    text: String,
+}
+
+impl<K> LastText<K> {
+    /// A thread's cell, empty.
+    const fn cell() -> std::cell::RefCell<Self> {
+        std::cell::RefCell::new(LastText {
+            key: None,
+            text: String::new(),
+        })
+    }
+
+    /// Appends the text of `key`, made by `make` unless it is the last key's.
+    fn push<Q>(&mut self, out: &mut String, key: &Q, make: impl FnOnce(&mut String))
+    where
+        Q: PartialEq + ToOwned<Owned = K> + ?Sized,
+        K: std::borrow::Borrow<Q>,
+    {
+        if self.key.as_ref().map(std::borrow::Borrow::borrow) != Some(key) {
+            self.text.clear();
+            make(&mut self.text);
+            self.key = Some(key.to_owned());
+        }
+        out.push_str(&self.text);
+    }
+}
+
+/// Appends the RFC 3339 text of `at` to the millisecond.
+fn push_millis(out: &mut String, at: std::time::SystemTime) {
+    thread_local!(static LAST: std::cell::RefCell<LastText<u128>> = const { LastText::cell() });
     let ms = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    LAST.with_borrow_mut(|(last, text)| {
-        if *last != ms || text.is_empty() {
-            *last = ms;
-            *text = humantime::format_rfc3339_millis(at).to_string();
-        }
-        text.clone()
-    })
+    LAST.with_borrow_mut(|last| {
+        last.push(out, &ms, |t| {
+            let _ = write!(t, "{}", humantime::format_rfc3339_millis(at));
+        })
+    });
 }
 
-/// A token's fingerprint in the trail: the first 12 hex digits of its SHA-256. Callers
-/// reuse one token, so the last one's is kept (per thread).
-fn fingerprint(token: &str) -> String {
-    thread_local!(static LAST: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) });
-    LAST.with_borrow_mut(|(last, digest)| {
-        if last != token || digest.is_empty() {
+/// Appends a decision time's text.
+fn push_seconds(out: &mut String, at: Timestamp) {
+    thread_local!(static LAST: std::cell::RefCell<LastText<Timestamp>> = const { LastText::cell() });
+    LAST.with_borrow_mut(|last| {
+        last.push(out, &at, |t| {
+            let _ = write!(t, "{at}");
+        })
+    });
+}
+
+/// Appends a token's fingerprint in the trail: the first 12 hex digits of its SHA-256.
+fn push_fingerprint(out: &mut String, token: &str) {
+    thread_local!(static LAST: std::cell::RefCell<LastText<String>> = const { LastText::cell() });
+    LAST.with_borrow_mut(|last| {
+        last.push(out, token, |t| {
             let full = crate::auth::hex(&Sha256::digest(token.as_bytes()));
-            *digest = full.get(..12).unwrap_or_default().to_owned();
-            token.clone_into(last);
-        }
-        digest.clone()
-    })
+            t.push_str(full.get(..12).unwrap_or_default());
+        })
+    });
 }
 
 impl Telemetry {
@@ -603,7 +673,15 @@ mod tests {
 
     #[test]
     fn fresh_trace_ids_are_valid_and_differ() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| fresh_trace_id()).collect();
+        let untraced = Caller {
+            remote: None,
+            authorization: None,
+            traceparent: None,
+            mtls: false,
+            identity: None,
+            authzen: false,
+        };
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| untraced.trace_id()).collect();
         assert_eq!(ids.len(), 1000);
         for id in &ids {
             assert_eq!(id.len(), 32, "{id}");
@@ -634,13 +712,29 @@ mod tests {
 
     #[test]
     fn cached_texts_follow_their_input() {
+        let text = |push: &dyn Fn(&mut String)| {
+            let mut out = String::from("x ");
+            push(&mut out);
+            out
+        };
         let t = UNIX_EPOCH + Duration::from_millis(1_795_428_000_123);
-        assert_eq!(millis_text(t), "2026-11-23T10:00:00.123Z");
-        assert_eq!(millis_text(t + Duration::from_micros(400)), "2026-11-23T10:00:00.123Z");
-        assert_eq!(millis_text(t + Duration::from_millis(1)), "2026-11-23T10:00:00.124Z");
+        for (at, want) in [
+            (t, "x 2026-11-23T10:00:00.123Z"),
+            (t + Duration::from_micros(400), "x 2026-11-23T10:00:00.123Z"),
+            (t + Duration::from_millis(1), "x 2026-11-23T10:00:00.124Z"),
+        ] {
+            assert_eq!(text(&|o| push_millis(o, at)), want);
+        }
+        for (at, want) in [
+            (1_795_428_000, "x 2026-11-23T10:00:00Z"),
+            (1_795_428_000, "x 2026-11-23T10:00:00Z"),
+            (1_795_428_001, "x 2026-11-23T10:00:01Z"),
+        ] {
+            assert_eq!(text(&|o| push_seconds(o, Timestamp(at))), want);
+        }
         for token in ["alpha", "beta", "alpha"] {
             let want = crate::auth::hex(&Sha256::digest(token.as_bytes()));
-            assert_eq!(fingerprint(token), want[..12]);
+            assert_eq!(text(&|o| push_fingerprint(o, token)), format!("x {}", &want[..12]));
         }
     }
 }

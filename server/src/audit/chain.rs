@@ -19,6 +19,16 @@ pub struct Link {
     pub hash: String,
 }
 
+impl Link {
+    /// Moves past the next record, sealed with `hash` (reusing this link's text).
+    pub fn advance(&mut self, hash: &HashText) {
+        self.seq += 1;
+        self.hash.clear();
+        // Hex digits are ASCII.
+        self.hash.push_str(std::str::from_utf8(hash).unwrap_or_default());
+    }
+}
+
 impl Default for Link {
     fn default() -> Self {
         Link {
@@ -57,15 +67,20 @@ impl Serialize for Canonical<'_> {
     }
 }
 
+/// A record hash as the trail writes it: 64 lowercase hex digits.
+pub type HashText = [u8; 64];
+
 /// Appends the hash to a record's canonical JSON in `line` (an object with keys in sorted
 /// order that already carries its `seq` and `prev`), in place. Returns the record's hash.
-pub fn seal(line: &mut Vec<u8>) -> String {
-    let hash = crate::auth::hex(&Sha256::digest(line.as_slice()));
+pub fn seal(line: &mut Vec<u8>) -> HashText {
+    let mut hash = [0; 64];
+    // 32 bytes always fill 64 digits.
+    let _ = hex::encode_to_slice(Sha256::digest(line.as_slice()), &mut hash);
     if line.last() == Some(&b'}') {
         line.pop();
     }
     line.extend_from_slice(b",\"hash\":\"");
-    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(&hash);
     line.extend_from_slice(b"\"}");
     hash
 }
@@ -157,10 +172,7 @@ mod tests {
             let mut line = record(n, &link).into_bytes();
             let hash = seal(&mut line);
             lines.push(String::from_utf8(line).unwrap());
-            link = Link {
-                seq: link.seq + 1,
-                hash,
-            };
+            link.advance(&hash);
         }
         let mut check = Link::default();
         for l in &lines {

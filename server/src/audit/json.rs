@@ -172,8 +172,9 @@ impl<'o> Object<'o> {
     #[inline(always)]
     fn u64(&mut self, key: &'static str, value: u64) {
         self.key(key);
-        // Writing to a Vec cannot fail.
-        let _ = write!(self.0.out, "{value}");
+        self.0
+            .out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn close(self) {

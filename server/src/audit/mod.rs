@@ -39,8 +39,10 @@ enum Msg {
 /// A record handed over compact and rendered on the writer thread, so the request thread
 /// does no formatting, JSON or hashing. The writer gives the rendered record its id.
 pub trait Deferred: Send + 'static {
-    /// The full record, borrowing from `self` (its `id` is set by the writer).
-    fn render(&self) -> AuditRecord<'_>;
+    /// The full record, borrowing from `self` and from `text`, which it clears and writes
+    /// what it formats into (the writer reuses it from record to record, so rendering
+    /// allocates nothing once warm). Its `id` is set by the writer.
+    fn render<'a>(&'a self, text: &'a mut String) -> AuditRecord<'a>;
 
     /// How many decisions the record holds (its places in the queue).
     fn decisions(&self) -> usize {
@@ -60,7 +62,17 @@ struct Ids {
 
 impl Ids {
     fn next(&self) -> String {
-        format!("{}-{}", self.run_tag, self.next.fetch_add(1, Ordering::Relaxed))
+        let mut id = String::new();
+        self.write_next(&mut id);
+        id
+    }
+
+    /// Replaces `out` with a fresh id.
+    fn write_next(&self, out: &mut String) {
+        out.clear();
+        out.push_str(&self.run_tag);
+        out.push('-');
+        out.push_str(itoa::Buffer::new().format(self.next.fetch_add(1, Ordering::Relaxed)));
     }
 }
 
@@ -105,6 +117,9 @@ struct Writer {
     healthy: std::sync::Arc<AtomicBool>,
     written: std::sync::Arc<AtomicU64>,
     ids: std::sync::Arc<Ids>,
+    /// What a compact record's text and id are rendered into, reused.
+    text: String,
+    id: String,
 }
 
 impl Writer {
@@ -115,9 +130,14 @@ impl Writer {
         match msg {
             Msg::Record(mut r) => self.pending(&mut r),
             Msg::Deferred(d) => {
-                let mut r = d.render();
-                r.id = self.ids.next().into();
+                // Taken while the record borrows them, so `pending` may borrow the writer.
+                let (mut text, mut id) = (std::mem::take(&mut self.text), std::mem::take(&mut self.id));
+                self.ids.write_next(&mut id);
+                let mut r = d.render(&mut text);
+                r.id = id.as_str().into();
                 self.pending(&mut r);
+                drop(r);
+                (self.text, self.id) = (text, id);
             }
             Msg::Stop => return false,
         }
@@ -302,6 +322,8 @@ impl Audit {
             healthy: healthy.clone(),
             written: written.clone(),
             ids: ids.clone(),
+            text: String::new(),
+            id: String::new(),
         };
         let thread = std::thread::Builder::new()
             .name("audit-sink".into())

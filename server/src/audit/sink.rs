@@ -129,21 +129,23 @@ impl FileSink {
         })
     }
 
-    /// Chains and appends one record (buffered; durable after the next `sync`).
+    /// Chains and appends one record (buffered; durable after the next `sync`). The record
+    /// holds its `seq` after, and its `prev` only while it is written.
     pub fn write(&mut self, record: &mut AuditRecord<'_>) -> io::Result<()> {
         record.seq = self.link.seq + 1;
-        record.prev = self.link.hash.clone().into();
+        // Lent to the record and taken back, so chaining allocates nothing.
+        record.prev = std::mem::take(&mut self.link.hash).into();
         self.line.clear();
         super::json::write_record(&mut self.line, record);
+        self.link.hash = std::mem::take(&mut record.prev).into_owned();
         let hash = seal(&mut self.line);
         self.line.push(b'\n');
-        let link = Link { seq: record.seq, hash };
         self.rotate_if_needed()?;
         if let Some((w, size, _)) = &mut self.file {
             w.write_all(&self.line)?;
             *size += self.line.len() as u64;
         }
-        self.link = link;
+        self.link.advance(&hash);
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
     }
