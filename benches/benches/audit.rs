@@ -67,7 +67,7 @@ impl Group {
 }
 
 impl Deferred for Group {
-    fn render(&self) -> AuditRecord<'_> {
+    fn render<'a>(&'a self, _: &'a mut String) -> AuditRecord<'a> {
         self.0.clone()
     }
 

@@ -5,7 +5,7 @@
 //! applied in store order, once each.
 
 use crate::clock::Clock;
-use crate::compile_thread::CompileThread;
+use crate::low_priority::LowPriorityThread;
 use crate::store::{Corrupt, OverlayChange, OverlayState, Revocation, Store, StoreError, VersionMeta, content_hash};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use portcullis_policy::{
@@ -104,7 +104,7 @@ pub struct Engine {
     /// Versions refused because they did not verify or compile.
     skipped: AtomicU64,
     /// Where parsing and compiling happen (one thread, low priority).
-    compiler: CompileThread,
+    compiler: LowPriorityThread,
     /// R7: latest observed authentication per principal, shared by every overlay published.
     activity: Activity,
     /// Observations not yet written to the store.
@@ -154,7 +154,7 @@ impl Engine {
                 max_staleness_ms: u64::try_from(max_staleness.as_millis()).unwrap_or(u64::MAX),
             },
             skipped: AtomicU64::new(0),
-            compiler: CompileThread::start().map_err(StoreError::Io)?,
+            compiler: LowPriorityThread::start("compile").map_err(StoreError::Io)?,
             activity,
             unsynced: std::sync::Mutex::default(),
             activity_cursor: tokio::sync::Mutex::new(0),
@@ -283,29 +283,39 @@ impl Engine {
     /// Parses and compiles `bytes` on the compile thread. When the caller stops waiting
     /// (its deadline passed, the client went away, the server is stopping) the work stops
     /// at its next check point instead of running on.
-    async fn compile(&self, bytes: Vec<u8>, format: Format, version: u64) -> Result<Snapshot, EngineError> {
+    async fn compile(&self, bytes: Arc<Vec<u8>>, format: Format, version: u64) -> Result<Snapshot, EngineError> {
         let cancel = Arc::new(AtomicBool::new(false));
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let options = CompileOptions {
             cancel: Some(cancel),
             ..CompileOptions::default()
         };
+        self.off_thread(move || -> Result<Snapshot, EngineError> {
+            Ok(compile_source(&bytes, format, version, options)?)
+        })
+        .await?
+    }
+
+    /// Runs `f` on the compile thread: work an async thread would stop serving checks for.
+    async fn off_thread<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
         self.compiler
-            .run(move || -> Result<Snapshot, EngineError> { Ok(compile_source(&bytes, format, version, options)?) })
+            .run(f)
             .await
-            .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))?
+            .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))
     }
 
     /// Whether a push of `bytes` would be accepted: the same parse, validation, compile
     /// and self-check, with nothing stored.
     pub async fn check_bundle(&self, bytes: Vec<u8>, format: Format) -> Result<Snapshot, EngineError> {
-        self.compile(bytes, format, 0).await
+        self.compile(Arc::new(bytes), format, 0).await
     }
 
     /// Reads, verifies and compiles one stored version (off the async threads).
     async fn load(&self, version: u64) -> Result<Live, EngineError> {
         let (meta, bytes) = self.store.read_version(version).await?;
-        let snapshot = self.compile(bytes, parse_format(&meta.format), version).await?;
+        let snapshot = self
+            .compile(Arc::new(bytes), parse_format(&meta.format), version)
+            .await?;
         Ok(Live { snapshot, meta })
     }
 
@@ -376,6 +386,12 @@ impl Engine {
     pub async fn push(&self, push: Push) -> Result<VersionMeta, EngineError> {
         let mut seen = self.writer.lock().await;
         let mut attempts = 0;
+        // Shared, not copied, by the compiler, the hash and the store.
+        let bundle = Arc::new(push.bundle);
+        let hash = {
+            let bundle = bundle.clone();
+            self.off_thread(move || content_hash(&bundle)).await?
+        };
         loop {
             let parent = self.version();
             if let Some(expected) = push.expected_parent
@@ -385,19 +401,19 @@ impl Engine {
             }
             let version = seen.head + 1;
             let pushed_at = self.clock.now().0;
-            let snapshot = self.compile(push.bundle.clone(), push.format, version).await?;
+            let snapshot = self.compile(bundle.clone(), push.format, version).await?;
             let meta = VersionMeta {
                 version,
                 parent,
                 author: push.author.clone(),
                 pushed_at,
                 format: format_name(push.format).to_owned(),
-                content_hash: content_hash(&push.bundle),
+                content_hash: hash.clone(),
                 message: push.message.clone(),
                 rollback_of: push.rollback_of,
-                length: push.bundle.len() as u64,
+                length: bundle.len() as u64,
             };
-            match self.store.commit_version(seen.head, &meta, &push.bundle).await {
+            match self.store.commit_version(seen.head, &meta, bundle.clone()).await {
                 Ok(()) => {
                     seen.head = version;
                     self.swap(Live {

@@ -6,6 +6,7 @@
 //! rewritten on each batch. One server owns the directory.
 
 use super::{Corrupt, OverlayChange, OverlayState, Store, StoreError, VersionMeta, content_hash};
+use crate::low_priority::LowPriorityThread;
 use portcullis_policy::Timestamp;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -21,6 +22,10 @@ pub struct FileStore {
     overlay: Arc<Mutex<OverlayState>>,
     /// Latest observed authentication per principal (R7), as persisted.
     activity: Arc<Mutex<BTreeMap<String, Timestamp>>>,
+    /// Where versions are written: a large one's copy into the page cache and fsync
+    /// must not hold a core the checks need (overlay and activity files are small and
+    /// a revocation's must not wait behind checks, so they stay on tokio's threads).
+    versions: Arc<LowPriorityThread>,
 }
 
 const VERSIONS: &str = "versions";
@@ -46,6 +51,7 @@ impl FileStore {
             dir: dir.to_path_buf(),
             overlay: Arc::new(Mutex::new(read_json(&dir.join(OVERLAY))?)),
             activity: Arc::new(Mutex::new(read_json(&dir.join(ACTIVITY))?)),
+            versions: Arc::new(LowPriorityThread::start("store-versions")?),
         })
     }
 
@@ -212,20 +218,22 @@ impl Store for FileStore {
         blocking(move || Ok(me.list_sync()?)).await
     }
 
-    async fn commit_version(&self, seen_head: u64, meta: &VersionMeta, bundle: &[u8]) -> Result<(), StoreError> {
-        let (me, meta, bundle) = (self.clone(), meta.clone(), bundle.to_vec());
-        blocking(move || {
-            let found = me.newest()?;
-            if found != seen_head || meta.version != seen_head + 1 {
-                return Err(StoreError::Conflict {
-                    kind: "version",
-                    expected: seen_head,
-                    found,
-                });
-            }
-            Ok(me.write_version(&meta, &bundle)?)
-        })
-        .await
+    async fn commit_version(&self, seen_head: u64, meta: &VersionMeta, bundle: Arc<Vec<u8>>) -> Result<(), StoreError> {
+        let (me, meta) = (self.clone(), meta.clone());
+        self.versions
+            .run(move || {
+                let found = me.newest()?;
+                if found != seen_head || meta.version != seen_head + 1 {
+                    return Err(StoreError::Conflict {
+                        kind: "version",
+                        expected: seen_head,
+                        found,
+                    });
+                }
+                Ok(me.write_version(&meta, &bundle)?)
+            })
+            .await
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
     }
 
     async fn overlay(&self) -> Result<OverlayState, StoreError> {

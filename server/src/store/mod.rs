@@ -102,7 +102,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<(Vec<VersionMeta>, Vec<Corrupt>), StoreError>;
     /// Durably commits `bundle` as `meta.version`, which must be one past `seen_head`, the
     /// newest number the writer knows; `Conflict` when another writer got there first.
-    async fn commit_version(&self, seen_head: u64, meta: &VersionMeta, bundle: &[u8]) -> Result<(), StoreError>;
+    async fn commit_version(&self, seen_head: u64, meta: &VersionMeta, bundle: Arc<Vec<u8>>) -> Result<(), StoreError>;
     /// The overlay as of the newest change.
     async fn overlay(&self) -> Result<OverlayState, StoreError>;
     /// Changes after `seq`, in order, with their sequence numbers.

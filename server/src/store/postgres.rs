@@ -362,7 +362,7 @@ impl Store for PgStore {
         Ok((metas, problems))
     }
 
-    async fn commit_version(&self, seen_head: u64, meta: &VersionMeta, bundle: &[u8]) -> Result<(), StoreError> {
+    async fn commit_version(&self, seen_head: u64, meta: &VersionMeta, bundle: Arc<Vec<u8>>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let version = advance(&mut tx, "version", "version", seen_head).await?;
         if version != meta.version {
@@ -385,7 +385,7 @@ impl Store for PgStore {
         .bind(meta.pushed_at)
         .bind(&meta.format)
         .bind(meta.rollback_of.map(to_i64).transpose()?)
-        .bind(bundle)
+        .bind(bundle.as_slice())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
