@@ -70,12 +70,13 @@ impl Serialize for Canonical<'_> {
 /// A record hash as the trail writes it: 64 lowercase hex digits.
 pub type HashText = [u8; 64];
 
-/// Appends the hash to a record's canonical JSON in `line` (an object with keys in sorted
-/// order that already carries its `seq` and `prev`), in place. Returns the record's hash.
-pub fn seal(line: &mut Vec<u8>) -> HashText {
+/// Appends the hash to a record's canonical JSON, the end of `line` from `start` (an
+/// object with keys in sorted order that already carries its `seq` and `prev`), in place.
+/// Returns the record's hash.
+pub fn seal(line: &mut Vec<u8>, start: usize) -> HashText {
     let mut hash = [0; 64];
     // 32 bytes always fill 64 digits.
-    let _ = hex::encode_to_slice(Sha256::digest(line.as_slice()), &mut hash);
+    let _ = hex::encode_to_slice(Sha256::digest(line.get(start..).unwrap_or_default()), &mut hash);
     if line.last() == Some(&b'}') {
         line.pop();
     }
@@ -170,7 +171,7 @@ mod tests {
         let mut lines = Vec::new();
         for n in 0..4 {
             let mut line = record(n, &link).into_bytes();
-            let hash = seal(&mut line);
+            let hash = seal(&mut line, 0);
             lines.push(String::from_utf8(line).unwrap());
             link.advance(&hash);
         }
@@ -190,7 +191,7 @@ mod tests {
         assert_eq!(follow(&reordered, &Link::default()), Ok(after_first.clone()));
         // Also inside a `decisions` record's items.
         let mut grouped = br#"{"decisions":[{"action":"read","outcome":"allow"}],"prev":"0","seq":1}"#.to_vec();
-        seal(&mut grouped);
+        seal(&mut grouped, 0);
         let grouped = String::from_utf8(grouped).unwrap();
         let inner = grouped.replace(
             r#"{"action":"read","outcome":"allow"}"#,

@@ -4,7 +4,7 @@
 use super::chain::{Break, Link, follow, seal};
 use super::record::AuditRecord;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,8 @@ pub fn verify(dir: &Path) -> io::Result<Result<u64, Broken>> {
 pub struct FileSink {
     config: SinkConfig,
     link: Link,
-    file: Option<(BufWriter<File>, u64, Instant)>,
+    /// The current file, its size (with what is pending) and when it was opened.
+    file: Option<(File, u64, Instant)>,
     dirty_since: Option<Instant>,
     /// Writes since the last that looked at the clock.
     unlooked: u32,
@@ -93,9 +94,14 @@ pub struct FileSink {
     looked: bool,
     /// How much of the current file the page cache was told to drop.
     dropped_to: u64,
-    /// The line being written, reused so serializing allocates nothing once warm.
-    line: Vec<u8>,
+    /// Records serialized and sealed but not yet handed to the file, written where they
+    /// are serialized (no copy into a second buffer) and reused, so serializing
+    /// allocates nothing once warm.
+    pending: Vec<u8>,
 }
+
+/// Pending records are handed to the file once they reach this size.
+const WRITE_AT: usize = 1 << 16;
 
 impl FileSink {
     /// Opens the directory and continues the chain from its last complete record. A torn
@@ -137,43 +143,43 @@ impl FileSink {
             unlooked: 0,
             looked: false,
             dropped_to: 0,
-            line: Vec::with_capacity(1024),
+            pending: Vec::with_capacity(2 * WRITE_AT),
         })
     }
 
     /// Chains and appends one record (buffered; durable after the next `sync`). The record
     /// holds its `seq` after, and its `prev` only while it is written.
     pub fn write(&mut self, record: &mut AuditRecord<'_>) -> io::Result<()> {
-        record.seq = self.link.seq + 1;
-        // Lent to the record and taken back, so chaining allocates nothing.
-        record.prev = std::mem::take(&mut self.link.hash).into();
-        self.line.clear();
-        super::json::write_record(&mut self.line, record);
-        self.link.hash = std::mem::take(&mut record.prev).into_owned();
-        let hash = seal(&mut self.line);
-        self.line.push(b'\n');
         self.unlooked += 1;
         self.looked = self.unlooked >= LOOK_EVERY;
         if self.looked {
             self.unlooked = 0;
         }
         self.rotate_if_needed()?;
-        if let Some((w, size, _)) = &mut self.file {
-            w.write_all(&self.line)?;
-            *size += self.line.len() as u64;
+        let Some((file, size, _)) = &mut self.file else {
+            return Err(io::Error::other("no audit file open"));
+        };
+        record.seq = self.link.seq + 1;
+        // Lent to the record and taken back, so chaining allocates nothing.
+        record.prev = std::mem::take(&mut self.link.hash).into();
+        let start = self.pending.len();
+        super::json::write_record(&mut self.pending, record);
+        self.link.hash = std::mem::take(&mut record.prev).into_owned();
+        let hash = seal(&mut self.pending, start);
+        self.pending.push(b'\n');
+        *size += (self.pending.len() - start) as u64;
+        if self.pending.len() >= WRITE_AT {
+            file.write_all(&self.pending)?;
+            self.pending.clear();
         }
         self.link.advance(&hash);
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
-    /// Closes the current file without flushing what is buffered (after a write error,
-    /// so nothing half-written follows the last complete record).
-    pub fn abandon(mut self) {
-        if let Some((w, _, _)) = self.file.take() {
-            let _ = w.into_parts();
-        }
-    }
+    /// Closes the current file without writing what is pending (after a write error, so
+    /// nothing half-written follows the last complete record).
+    pub fn abandon(self) {}
 
     /// Whether buffered records have waited `sync_every`, asked after each write. Only
     /// every [`LOOK_EVERY`]th write looks at the clock (two readings cost a tenth of a
@@ -198,10 +204,11 @@ impl FileSink {
 
     /// Flushes and fsyncs what was written, then lets the page cache drop it.
     pub fn sync(&mut self) -> io::Result<()> {
-        if let Some((w, size, _)) = &mut self.file {
-            w.flush()?;
-            w.get_ref().sync_data()?;
-            forget_synced(w.get_ref(), &mut self.dropped_to, *size);
+        if let Some((file, size, _)) = &mut self.file {
+            file.write_all(&self.pending)?;
+            self.pending.clear();
+            file.sync_data()?;
+            forget_synced(file, &mut self.dropped_to, *size);
         }
         self.dirty_since = None;
         Ok(())
@@ -225,7 +232,7 @@ impl FileSink {
             let size = file.metadata()?.len();
             self.dropped_to = 0;
             File::open(&self.config.dir)?.sync_all()?;
-            self.file = Some((BufWriter::with_capacity(1 << 16, file), size, Instant::now()));
+            self.file = Some((file, size, Instant::now()));
         }
         Ok(())
     }
