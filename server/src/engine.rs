@@ -298,10 +298,7 @@ impl Engine {
 
     /// Runs `f` on the compile thread: work an async thread would stop serving checks for.
     async fn off_thread<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
-        self.compiler
-            .run(f)
-            .await
-            .map_err(|e| EngineError::Store(StoreError::Io(std::io::Error::other(e))))
+        self.compiler.run(f).await.map_err(|e| EngineError::Store(e.into()))
     }
 
     /// Whether a push of `bytes` would be accepted: the same parse, validation, compile

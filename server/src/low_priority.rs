@@ -24,6 +24,12 @@ pub struct LowPriorityThread {
 #[error("the {0} thread failed: {1}")]
 pub struct LowPriorityError(&'static str, &'static str);
 
+impl From<LowPriorityError> for crate::store::StoreError {
+    fn from(e: LowPriorityError) -> Self {
+        crate::store::StoreError::Io(std::io::Error::other(e))
+    }
+}
+
 impl LowPriorityThread {
     /// Starts the thread `name` and lowers its priority (a warning when the OS refuses).
     pub fn start(name: &'static str) -> std::io::Result<LowPriorityThread> {

@@ -165,7 +165,7 @@ impl<'a> CallAudit<'a> {
                     caller: self.caller.clone(),
                     live: self.live.clone(),
                     replica: replica.clone(),
-                    fresh_trace_id: std::sync::OnceLock::new(),
+                    untraced_id: std::sync::OnceLock::new(),
                 })
             })
             .clone()
@@ -181,7 +181,7 @@ struct CallNote {
     replica: Arc<str>,
     /// The call's trace id when the caller sent none: drawn for its first record, so all
     /// its records name the same trace.
-    fresh_trace_id: std::sync::OnceLock<u128>,
+    untraced_id: std::sync::OnceLock<u128>,
 }
 
 /// Where a name sits in a note's [`Names`].
@@ -277,7 +277,7 @@ impl AskNote {
         let client = appended(text, |t| call.caller.push_client(t));
         let trace_id = appended(text, |t| {
             call.caller
-                .push_trace_id(t, || *call.fresh_trace_id.get_or_init(fresh_trace_id))
+                .push_trace_id(t, || *call.untraced_id.get_or_init(fresh_trace_id))
         });
         let time = appended(text, |t| push_millis(t, self.at));
         let decision_time = appended(text, |t| push_seconds(t, self.time.at));

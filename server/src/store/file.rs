@@ -232,8 +232,7 @@ impl Store for FileStore {
                 }
                 Ok(me.write_version(&meta, &bundle)?)
             })
-            .await
-            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+            .await?
     }
 
     async fn overlay(&self) -> Result<OverlayState, StoreError> {
