@@ -8,9 +8,10 @@ cd "$(dirname "$0")/../.."
 # The same selection as CI's build step, so features unify the same way and nothing rebuilds.
 cargo build -q --workspace --all-targets
 work=$(mktemp -d)
-grpc=50561
-http=51561
-service=50562
+# Ports below Linux's ephemeral range (32768-60999), so no outgoing connection holds one.
+grpc=20561
+http=21561
+service=20562
 ./target/debug/portcullis serve --data-dir "$work/data" --listen 127.0.0.1:$grpc \
   --http-listen 127.0.0.1:$http --bundle examples/patient-portal.yaml --admin-token clients \
   >"$work/server.log" 2>&1 &
@@ -52,12 +53,12 @@ as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c
 mkdir -p "$work/pg"
 [ "$(id -u)" = 0 ] && chown postgres "$work/pg" && chmod 755 "$work"
 as_pg "$pgbin/initdb -A trust -U portcullis --no-sync -D $work/pg/data" >/dev/null
-as_pg "$pgbin/pg_ctl -D $work/pg/data -o '-p 50563 -k $work/pg -c listen_addresses=127.0.0.1' -w start" >/dev/null
+as_pg "$pgbin/pg_ctl -D $work/pg/data -o '-p 20563 -k $work/pg -c listen_addresses=127.0.0.1' -w start" >/dev/null
 stop_pg() { as_pg "$pgbin/pg_ctl -D $work/pg/data -m immediate stop" >/dev/null 2>&1 || true; }
 trap 'kill "$server" "$records" "${sql_records:-}" 2>/dev/null || true; stop_pg; rm -rf "$work"' EXIT
-sql_service=50564
+sql_service=20564
 ./target/debug/portcullis-example-service --portcullis http://127.0.0.1:$grpc --listen 127.0.0.1:$sql_service \
-  --database postgres://portcullis@127.0.0.1:50563/postgres 2>"$work/sql-service.log" &
+  --database postgres://portcullis@127.0.0.1:20563/postgres 2>"$work/sql-service.log" &
 sql_records=$!
 for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$sql_service/records" >/dev/null && break; sleep 0.1; done
 kill -0 "$sql_records" 2>/dev/null || { echo "the records service on PostgreSQL did not start:"; cat "$work/sql-service.log"; exit 1; }
