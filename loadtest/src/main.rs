@@ -118,6 +118,11 @@ impl Mix {
         Ok(mix)
     }
 
+    /// The kinds the mix draws (weight above zero).
+    fn kinds(&self) -> impl Iterator<Item = stats::Kind> + '_ {
+        self.weights.iter().filter(|(_, w)| *w > 0).map(|(k, _)| *k)
+    }
+
     fn pick(&self, roll: u32) -> stats::Kind {
         let mut r = roll % self.total;
         for (k, w) in &self.weights {

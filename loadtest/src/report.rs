@@ -102,7 +102,7 @@ pub fn json(args: &Args, rec: &Recorder, measured: Duration) -> Value {
         .map(|(k, s)| (k.name().to_owned(), series_json(s, secs)))
         .collect();
     let per_second: Vec<Value> = rec
-        .seconds
+        .seconds()
         .iter()
         .map(|b| {
             Value::Object(
@@ -136,8 +136,9 @@ pub fn json(args: &Args, rec: &Recorder, measured: Duration) -> Value {
 pub fn svg(rec: &Recorder) -> String {
     let (w, h, pad) = (900.0, 420.0, 50.0);
     let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| rec.total.contains_key(k)).collect();
+    let seconds = rec.seconds();
     let points = |k: Kind, q: f64| -> Vec<(usize, f64)> {
-        rec.seconds
+        seconds
             .iter()
             .enumerate()
             .filter_map(|(i, b)| {
@@ -153,7 +154,7 @@ pub fn svg(rec: &Recorder) -> String {
         .map(|(_, v)| v)
         .fold(0.001, f64::max)
         * 1.1;
-    let n = rec.seconds.len().max(2) as f64;
+    let n = seconds.len().max(2) as f64;
     let x = |i: usize| pad + (i as f64) * (w - 2.0 * pad) / (n - 1.0);
     let y = |v: f64| h - pad - v / max_ms * (h - 2.0 * pad);
     let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];

@@ -1,6 +1,6 @@
 //! The run: workers (closed or open loop), an optional pusher, a progress line.
 
-use crate::stats::{Kind, Recorder};
+use crate::stats::{Kind, Recorder, Timeline};
 use crate::workload::{Workload, resources_to_wire, to_wire};
 use crate::{Args, Mix};
 use anyhow::{Context, Result};
@@ -58,6 +58,7 @@ struct Ctx {
     end: Instant,
     max_requests: Option<u64>,
     ticket: AtomicU64,
+    timeline: Arc<Timeline>,
     /// Open loop: one permit per call due (see [`pace`]).
     permits: tokio::sync::Semaphore,
     done: AtomicU64,
@@ -167,6 +168,7 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         },
         max_requests: args.requests,
         ticket: AtomicU64::new(0),
+        timeline: Arc::default(),
         permits: tokio::sync::Semaphore::new(0),
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -223,7 +225,7 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         .enumerate()
         .map(|(i, channel)| tokio::spawn(worker(ctx.clone(), channel.clone(), args.seed.wrapping_add(i as u64))))
         .collect();
-    let mut recorder = Recorder::default();
+    let mut recorder = Recorder::new(ctx.timeline.clone(), []);
     for w in workers {
         recorder.merge(&w.await?);
     }
@@ -267,7 +269,7 @@ async fn worker(ctx: Arc<Ctx>, channel: Channel, seed: u64) -> Recorder {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut authz = ctx.authz(&channel);
     let mut health = HealthClient::new(channel);
-    let mut rec = Recorder::default();
+    let mut rec = Recorder::new(ctx.timeline.clone(), ctx.mix.kinds());
     loop {
         if ctx.finished() {
             break;
@@ -596,7 +598,7 @@ async fn changer(
     token: Option<String>,
 ) -> Recorder {
     let [ack_kind, replica_kind, fleet_kind] = change.kinds();
-    let mut rec = Recorder::default();
+    let mut rec = Recorder::new(ctx.timeline.clone(), []);
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut round = 0usize;

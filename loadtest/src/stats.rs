@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The kinds of call the load tester makes.
@@ -106,8 +107,7 @@ impl Series {
         }
     }
 
-    /// Two significant digits, for the per-second series: a tenth of the memory, so the
-    /// buckets every worker opens each second cost no pause in an open-loop run.
+    /// Two significant digits, for the per-second series: a tenth of the memory.
     fn coarse() -> Self {
         Series::with_digits(2)
     }
@@ -129,33 +129,63 @@ impl Series {
     }
 }
 
-/// What one worker saw: per kind, overall and per second of the run.
-#[derive(Debug, Clone, Default)]
+/// Per-second series of a whole run, shared by its workers: one bucket per kind and
+/// second, opened once for the run. (Opened by each of 64 workers as they crossed into a
+/// second, the buckets cost megabytes of fresh memory at the same instant, which stalled
+/// an open-loop run's client for milliseconds every second and set its p99.)
+#[derive(Debug, Default)]
+pub struct Timeline(Mutex<Vec<BTreeMap<Kind, Series>>>);
+
+impl Timeline {
+    fn record(&self, kind: Kind, second: usize, micros: u64, outcome: Result<u64, tonic::Code>) {
+        let Ok(mut seconds) = self.0.lock() else { return };
+        if seconds.len() <= second {
+            seconds.resize_with(second + 1, BTreeMap::new);
+        }
+        if let Some(bucket) = seconds.get_mut(second) {
+            apply(bucket.entry(kind).or_insert_with(Series::coarse), micros, outcome);
+        }
+    }
+
+    /// The buckets, second by second since the end of warm-up.
+    pub fn seconds(&self) -> Vec<BTreeMap<Kind, Series>> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// What one worker saw, overall; each call also goes into the run's shared [`Timeline`].
+#[derive(Debug, Clone)]
 pub struct Recorder {
     /// Whole measured period.
     pub total: BTreeMap<Kind, Series>,
-    /// Per second since the end of warm-up.
-    pub seconds: Vec<BTreeMap<Kind, Series>>,
     /// Per-target samples (visible, denied), keyed by kind and target URL.
     pub per_target: BTreeMap<(Kind, String), Series>,
     /// Decisions that differed from the bundle's own answer (`--verify`).
     pub mismatches: u64,
     /// First few mismatches, described.
     pub mismatch_examples: Vec<String>,
+    timeline: Arc<Timeline>,
 }
 
 impl Recorder {
+    /// A recorder into `timeline` whose totals for `kinds` are allocated now, before the
+    /// measured period, rather than by the first call recorded in it.
+    pub fn new(timeline: Arc<Timeline>, kinds: impl IntoIterator<Item = Kind>) -> Self {
+        Recorder {
+            total: kinds.into_iter().map(|k| (k, Series::default())).collect(),
+            per_target: BTreeMap::new(),
+            mismatches: 0,
+            mismatch_examples: Vec::new(),
+            timeline,
+        }
+    }
+
     /// Records a call that ended `since_start` after measurement began.
     pub fn record(&mut self, kind: Kind, since_start: Duration, latency: Duration, outcome: Result<u64, tonic::Code>) {
-        let second = since_start.as_secs() as usize;
-        if self.seconds.len() <= second {
-            self.seconds.resize_with(second + 1, BTreeMap::new);
-        }
         let micros = micros(latency);
         apply(self.total.entry(kind).or_default(), micros, outcome);
-        if let Some(bucket) = self.seconds.get_mut(second) {
-            apply(bucket.entry(kind).or_insert_with(Series::coarse), micros, outcome);
-        }
+        self.timeline
+            .record(kind, since_start.as_secs() as usize, micros, outcome);
     }
 
     /// Records a sample of `kind` on one target, both overall and under that target.
@@ -175,18 +205,10 @@ impl Recorder {
         );
     }
 
-    /// Folds another worker's recorder into this one.
+    /// Folds another worker's totals into this one (the timeline is already shared).
     pub fn merge(&mut self, other: &Recorder) {
         for (k, s) in &other.total {
             self.total.entry(*k).or_default().merge(s);
-        }
-        if self.seconds.len() < other.seconds.len() {
-            self.seconds.resize_with(other.seconds.len(), BTreeMap::new);
-        }
-        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
-            for (k, s) in theirs {
-                mine.entry(*k).or_insert_with(Series::coarse).merge(s);
-            }
         }
         for (k, s) in &other.per_target {
             self.per_target.entry(k.clone()).or_default().merge(s);
@@ -197,6 +219,11 @@ impl Recorder {
                 self.mismatch_examples.push(m.clone());
             }
         }
+    }
+
+    /// The run's per-second buckets.
+    pub fn seconds(&self) -> Vec<BTreeMap<Kind, Series>> {
+        self.timeline.seconds()
     }
 }
 
@@ -215,5 +242,35 @@ fn apply(s: &mut Series, micros: u64, outcome: Result<u64, tonic::Code>) {
             let _ = s.error_latency.record(micros);
             *s.errors.entry(format!("{code:?}")).or_default() += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_share_one_timeline_and_keep_their_own_totals() {
+        let timeline = Arc::new(Timeline::default());
+        let mut a = Recorder::new(timeline.clone(), [Kind::Check]);
+        let mut b = Recorder::new(timeline.clone(), [Kind::Check]);
+        // Allocated before the first call, not by it.
+        assert_eq!(a.total[&Kind::Check].calls(), 0);
+        let ms = Duration::from_millis;
+        a.record(Kind::Check, ms(100), ms(2), Ok(1));
+        b.record(Kind::Check, ms(900), ms(4), Ok(1));
+        b.record(Kind::Check, ms(1500), ms(3), Err(tonic::Code::Unavailable));
+        assert_eq!((a.total[&Kind::Check].calls(), b.total[&Kind::Check].calls()), (1, 2));
+
+        let seconds = timeline.seconds();
+        assert_eq!(seconds.len(), 2);
+        assert_eq!(seconds[0][&Kind::Check].latency.len(), 2, "both workers' first second");
+        assert_eq!(seconds[1][&Kind::Check].errors["Unavailable"], 1);
+
+        a.merge(&b);
+        let check = &a.total[&Kind::Check];
+        assert_eq!((check.calls(), check.decisions), (3, 2));
+        // Merging totals leaves the shared timeline as it was.
+        assert_eq!(a.seconds()[0][&Kind::Check].latency.len(), 2);
     }
 }
