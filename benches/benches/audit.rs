@@ -8,7 +8,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_policy::bundle::AuditBackpressure;
-use portcullis_server::audit::{Audit, AuditItem, AuditRecord, Coverage, Deferred, SinkConfig};
+use portcullis_server::audit::{Audit, AuditItem, AuditRecord, Coverage, Deferred, SinkConfig, group};
 use std::time::{Duration, Instant};
 
 /// A decision record of the size the clinic example's decisions have.
@@ -39,7 +39,8 @@ fn decision() -> AuditRecord<'static> {
 /// Decisions in a group record.
 const GROUP: usize = 100;
 
-/// A CheckResources call's record: the clinic decision's shared fields, `GROUP` items.
+/// A CheckResources call's record: the clinic decision's shared fields, `GROUP` items
+/// that differ in action and resource id.
 struct Group(AuditRecord<'static>);
 
 impl Group {
@@ -57,10 +58,20 @@ impl Group {
             tenant: one.tenant.clone(),
             ..AuditItem::default()
         };
+        // A listing's buttons: one patient's records, each read and edited.
+        let items = (0..GROUP)
+            .map(|n| AuditItem {
+                action: if n % 2 == 0 { "read" } else { "edit" }.into(),
+                resource_id: format!("p-{}", n / 2).into(),
+                ..item.clone()
+            })
+            .collect();
+        let (columns, decisions, same) = group(items);
         Group(AuditRecord {
             kind: "decisions",
-            columns: AuditItem::COLUMNS,
-            decisions: vec![item; GROUP],
+            columns,
+            decisions,
+            same,
             ..one
         })
     }

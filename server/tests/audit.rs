@@ -14,7 +14,7 @@ use common::*;
 use portcullis_policy::bundle::AuditBackpressure;
 use portcullis_proto::v1 as pb;
 use portcullis_server::audit::{
-    Admit, Audit, AuditItem, AuditRecord, Break, Coverage, Deferred, POLL_EVERY, SinkConfig, verify,
+    Admit, Audit, AuditItem, AuditRecord, Break, Coverage, Deferred, POLL_EVERY, SinkConfig, group, verify,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -349,7 +349,7 @@ impl Deferred for Group {
             kind: "decisions",
             principal: format!("g{}", self.0).into(),
             outcome: "deny",
-            decisions: vec![AuditItem::default(); self.0],
+            decisions: group(vec![AuditItem::default(); self.0]).1,
             ..AuditRecord::default()
         }
     }

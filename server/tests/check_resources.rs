@@ -217,6 +217,12 @@ async fn audit_records_equal_those_of_the_single_checks() {
     // One call, one record: its decisions in the call's order, one trace.
     assert_eq!(group["kind"], "decisions", "{group:#}");
     assert_eq!(group["outcome"], "mixed", "{group:#}");
+    // What every decision shares is said once, not in each row.
+    assert_eq!(group["same"]["severity"], "info", "{group:#}");
+    assert!(
+        !group["columns"].as_array().unwrap().contains(&"severity".into()),
+        "{group:#}"
+    );
     let flat = portcullis_server::audit::flatten(group.clone());
     assert_eq!(stable(singles), stable(&flat));
     assert!(flat.iter().all(|r| r["trace_id"] == group["trace_id"]), "{flat:#?}");

@@ -1,7 +1,7 @@
 //! What the services record about each call: metrics, and audit records (A1) built from
 //! the caller's identity, the request and the decision.
 
-use crate::audit::{Admit, Audit, AuditItem, AuditRecord, Deferred};
+use crate::audit::{Admit, Audit, AuditItem, AuditRecord, Deferred, group};
 use crate::clock::DecisionTime;
 use crate::engine::Live;
 use crate::metrics::Metrics;
@@ -406,15 +406,18 @@ impl Deferred for GroupNote {
             .map(|i| i.outcome)
             .filter(|o| decisions.iter().all(|i| i.outcome == *o));
         let break_glass = decisions.iter().any(|i| i.break_glass);
+        let severity = if decisions.iter().any(|i| i.severity == "high") {
+            "high"
+        } else {
+            "info"
+        };
+        let (columns, decisions, same) = group(decisions);
         AuditRecord {
-            severity: if decisions.iter().any(|i| i.severity == "high") {
-                "high"
-            } else {
-                "info"
-            },
+            severity,
             version: self.items.first().map_or(0, |a| a.decision.version),
-            columns: AuditItem::COLUMNS,
+            columns,
             decisions,
+            same,
             ..self
                 .ask
                 .record(text, "decisions", agreed.unwrap_or("mixed"), break_glass)

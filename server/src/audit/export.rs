@@ -8,20 +8,22 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 /// Fields of a `decisions` record that belong to the group, not to any one decision.
-const GROUP_ONLY: [&str; 6] = [
+const GROUP_ONLY: [&str; 7] = [
     "columns",
     "decisions",
     "outcome",
     "severity",
     "prev",
     "break_glass_reason",
+    "same",
 ];
 
 /// The `decision` records a record stands for: its decisions, each with what they share
 /// (principal, times, caller, version), `id` `<record id>/<n>` (n from 0) and the `seq`
-/// and `hash` of the chained line that holds them. A decision is a row of values under the
-/// record's `columns` (what it leaves `null` or `false` it does not say), or an object in
-/// records written before rows. Any other record is returned as is.
+/// and `hash` of the chained line that holds them. A decision is what the record's `same`
+/// says of every decision plus its row of values under the record's `columns` (what it
+/// leaves `null` or `false` it does not say), or an object in records written before rows.
+/// Any other record is returned as is.
 pub fn flatten(record: Value) -> Vec<Value> {
     let Value::Object(mut fields) = record else {
         return vec![record];
@@ -38,6 +40,10 @@ pub fn flatten(record: Value) -> Vec<Value> {
         _ => Vec::new(),
     };
     let reason = fields.get("break_glass_reason").cloned();
+    let same = match fields.get("same") {
+        Some(Value::Object(same)) => same.clone(),
+        _ => Map::new(),
+    };
     let mut shared = fields;
     for key in GROUP_ONLY {
         shared.remove(key);
@@ -52,12 +58,17 @@ pub fn flatten(record: Value) -> Vec<Value> {
             one.insert("id".into(), format!("{id}/{n}").into());
             let own = match item {
                 Value::Object(own) => own,
-                Value::Array(row) => columns
-                    .iter()
-                    .zip(row)
-                    .filter(|(_, v)| !v.is_null() && *v != Value::Bool(false))
-                    .map(|(k, v)| (k.clone(), v))
-                    .collect(),
+                Value::Array(row) => {
+                    let mut own = same.clone();
+                    own.extend(
+                        columns
+                            .iter()
+                            .zip(row)
+                            .filter(|(_, v)| !v.is_null() && *v != Value::Bool(false))
+                            .map(|(k, v)| (k.clone(), v)),
+                    );
+                    own
+                }
                 _ => Map::new(),
             };
             if own.get("break_glass") == Some(&Value::Bool(true))
@@ -134,6 +145,16 @@ mod tests {
             ],
         });
         assert_eq!(flatten(rows), flat);
+        // And with what the two rows share said once, in `same`.
+        let hoisted = json!({
+            "kind": "decisions", "id": "r-1", "seq": 9, "prev": "p", "hash": "h",
+            "principal": "dr-ann", "outcome": "mixed", "severity": "high",
+            "break_glass_reason": "code blue", "version": 3, "time": "t",
+            "columns": ["action", "break_glass", "reason", "severity"],
+            "same": {"outcome": "allow", "resource_type": "x"},
+            "decisions": [["read", false, "granted", "info"], ["edit", true, "break_glass", "high"]],
+        });
+        assert_eq!(flatten(hoisted), flat);
         let admin = json!({"kind": "admin", "id": "a"});
         assert_eq!(flatten(admin.clone()), vec![admin]);
     }

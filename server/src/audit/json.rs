@@ -2,7 +2,7 @@
 //! field order of [`AuditRecord`]), byte for byte what `serde_json` writes for the record,
 //! without escaping the static keys again on every record. `tests` check the two agree.
 
-use super::record::{AuditItem, AuditRecord, Text, present};
+use super::record::{AuditRecord, Cell, Text};
 use std::io::Write;
 
 /// Appends `record`'s canonical JSON to `out`.
@@ -17,8 +17,8 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     if !r.columns.is_empty() {
         o.key("columns");
         let mut row = Row::open(o.0.out);
-        for c in r.columns {
-            row.str(Some(c));
+        for (_, name) in r.columns.iter() {
+            row.str(Some(name));
         }
         row.close();
     }
@@ -26,8 +26,12 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     if !r.decisions.is_empty() {
         o.key("decisions");
         let mut list = Seq::open(o.0.out, b'[', b']');
-        for item in &r.decisions {
-            write_item(list.next(), item);
+        for item in &r.decisions.items {
+            let mut row = Row::open(list.next());
+            for (c, _) in r.decisions.columns.iter() {
+                row.cell(item.cell(c));
+            }
+            row.close();
         }
         list.close();
     }
@@ -43,6 +47,15 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     o.str_unless_blank("resource_id", &r.resource_id);
     o.str_unless_blank("resource_type", &r.resource_type);
     o.str_unless_blank("rule", &r.rule);
+    if !r.same.is_empty() {
+        o.key("same");
+        let mut same = Object::open(o.0.out);
+        for (name, value) in r.same.said() {
+            same.key(name);
+            Row::value(same.0.out, value);
+        }
+        same.close();
+    }
     o.u64("seq", r.seq);
     o.str("severity", r.severity);
     o.opt_str("tenant", r.tenant.as_ref());
@@ -50,21 +63,6 @@ pub fn write_record(out: &mut Vec<u8>, r: &AuditRecord<'_>) {
     o.str("trace_id", &r.trace_id);
     o.u64("version", r.version);
     o.close();
-}
-
-fn write_item(out: &mut Vec<u8>, i: &AuditItem<'_>) {
-    let mut row = Row::open(out);
-    row.str(Some(&i.action));
-    row.bool(i.break_glass);
-    row.str(Some(i.outcome));
-    row.str(Some(&i.reason));
-    row.str(present(&i.requirement));
-    row.str(present(&i.resource_id));
-    row.str(Some(&i.resource_type));
-    row.str(present(&i.rule));
-    row.str(Some(i.severity));
-    row.str(i.tenant.as_deref());
-    row.close();
 }
 
 /// A JSON array or object being written: its brackets and the commas between its values.
@@ -106,16 +104,22 @@ impl<'o> Row<'o> {
     /// A string, or `null`.
     #[inline(always)]
     fn str(&mut self, value: Option<&str>) {
-        let out = self.0.next();
-        match value {
-            Some(v) => escaped(out, v),
-            None => out.extend_from_slice(b"null"),
-        }
+        Row::value(self.0.next(), Cell::Text(value));
     }
 
     #[inline(always)]
-    fn bool(&mut self, value: bool) {
-        self.0.next().extend_from_slice(if value { b"true" } else { b"false" });
+    fn cell(&mut self, value: Cell<'_>) {
+        Row::value(self.0.next(), value);
+    }
+
+    /// Appends one value.
+    #[inline(always)]
+    fn value(out: &mut Vec<u8>, value: Cell<'_>) {
+        match value {
+            Cell::Text(Some(v)) => escaped(out, v),
+            Cell::Text(None) => out.extend_from_slice(b"null"),
+            Cell::Flag(f) => out.extend_from_slice(if f { b"true" } else { b"false" }),
+        }
     }
 
     fn close(self) {
@@ -265,6 +269,7 @@ fn special(w: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::record::{AuditItem, group};
     use rand::Rng;
 
     /// Text with what JSON must escape, non-ASCII and plain letters, or nothing.
@@ -291,15 +296,52 @@ mod tests {
         AuditItem {
             action: text(rng),
             break_glass: rng.random(),
-            outcome: "allow",
+            outcome: if rng.random() { "allow" } else { "deny" },
             reason: text(rng),
             requirement: text(rng),
             resource_id: text(rng),
             resource_type: text(rng),
             rule: text(rng),
-            severity: "info",
+            severity: if rng.random() { "info" } else { "high" },
             tenant: rng.random::<bool>().then(|| text(rng)),
         }
+    }
+
+    /// Up to four items, each field either the first item's or its own, so that some
+    /// columns are shared and go to `same`.
+    fn items(rng: &mut impl Rng) -> Vec<AuditItem<'static>> {
+        let first = item(rng);
+        let n = rng.random_range(0..5);
+        (0..n)
+            .map(|_| {
+                let own = item(rng);
+                let mut its_own = || rng.random_bool(0.3);
+                AuditItem {
+                    action: if its_own() { own.action } else { first.action.clone() },
+                    break_glass: if its_own() { own.break_glass } else { first.break_glass },
+                    outcome: if its_own() { own.outcome } else { first.outcome },
+                    reason: if its_own() { own.reason } else { first.reason.clone() },
+                    requirement: if its_own() {
+                        own.requirement
+                    } else {
+                        first.requirement.clone()
+                    },
+                    resource_id: if its_own() {
+                        own.resource_id
+                    } else {
+                        first.resource_id.clone()
+                    },
+                    resource_type: if its_own() {
+                        own.resource_type
+                    } else {
+                        first.resource_type.clone()
+                    },
+                    rule: if its_own() { own.rule } else { first.rule.clone() },
+                    severity: if its_own() { own.severity } else { first.severity },
+                    tenant: if its_own() { own.tenant } else { first.tenant.clone() },
+                }
+            })
+            .collect()
     }
 
     #[test]
@@ -321,6 +363,7 @@ mod tests {
     fn records_are_written_as_serde_json_writes_them() {
         let mut rng = rand::rng();
         for _ in 0..2_000 {
+            let (columns, decisions, same) = group(items(&mut rng));
             let r = AuditRecord {
                 acting_as: rng.random::<bool>().then(|| text(&mut rng)),
                 action: text(&mut rng),
@@ -328,9 +371,9 @@ mod tests {
                 break_glass_reason: rng.random::<bool>().then(|| text(&mut rng)),
                 caller_time: rng.random(),
                 client: text(&mut rng),
-                columns: if rng.random() { AuditItem::COLUMNS } else { &[] },
+                columns,
                 decision_time: text(&mut rng),
-                decisions: (0..rng.random_range(0..3)).map(|_| item(&mut rng)).collect(),
+                decisions,
                 details: rng.random::<bool>().then(|| text(&mut rng)),
                 id: text(&mut rng),
                 kind: "decision",
@@ -343,6 +386,7 @@ mod tests {
                 resource_id: text(&mut rng),
                 resource_type: text(&mut rng),
                 rule: text(&mut rng),
+                same,
                 seq: rng.random(),
                 severity: "high",
                 tenant: rng.random::<bool>().then(|| text(&mut rng)),

@@ -21,7 +21,7 @@ mod sink;
 
 pub use chain::{Break, GENESIS};
 pub use export::{export, flatten};
-pub use record::{AuditItem, AuditRecord};
+pub use record::{AuditItem, AuditRecord, Cell, Columns, Rows, Same, group};
 pub use sink::{Broken, SinkConfig, verify};
 
 use portcullis_policy::bundle::AuditBackpressure;
@@ -202,7 +202,7 @@ impl Writer {
         match sink.write(r) {
             Ok(()) => {
                 self.written
-                    .fetch_add(r.decisions.len().max(1) as u64, Ordering::Relaxed);
+                    .fetch_add(r.decisions.items.len().max(1) as u64, Ordering::Relaxed);
                 if sink.sync_due() {
                     self.sync();
                 }

@@ -14,7 +14,8 @@ pub type Text<'a> = Cow<'a, str>;
 /// A call that decides many things for one principal (CheckResources) is one record of
 /// kind `decisions`: what the decisions share (principal, session, times, caller, version)
 /// once, and each decision's own fields in `decisions`, in the call's order, as a row of
-/// values under the record's `columns` ([`AuditItem::COLUMNS`]).
+/// values under the record's `columns`; a field all its decisions agree on is written once,
+/// in `same` ([`group`]).
 /// [`flatten`](super::flatten) turns it back into one `decision` record per decision.
 ///
 /// INVARIANT: fields are declared in alphabetical order, so the record's JSON is its
@@ -39,15 +40,16 @@ pub struct AuditRecord<'a> {
     pub caller_time: bool,
     /// Calling client: peer address, token fingerprint, `mtls` when a client certificate was shown.
     pub client: Text<'a>,
-    /// What each row of `decisions` holds, in order ([`AuditItem::COLUMNS`]).
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub columns: &'static [&'static str],
+    /// The columns whose values differ between a `decisions` record's rows: what each
+    /// row holds, in order. The rest are in `same`.
+    #[serde(skip_serializing_if = "Columns::is_empty")]
+    pub columns: Columns,
     /// The time the decision was evaluated at (RFC 3339); empty for admin records.
     #[serde(skip_serializing_if = "blank")]
     pub decision_time: Text<'a>,
     /// A `decisions` record's decisions, in the order the call asked for them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub decisions: Vec<AuditItem<'a>>,
+    #[serde(skip_serializing_if = "Rows::is_empty")]
+    pub decisions: Rows<'a>,
     /// Free-form details of admin calls (version pushed, ticket, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Text<'a>>,
@@ -79,6 +81,10 @@ pub struct AuditRecord<'a> {
     /// Grant or deny rule that decided.
     #[serde(skip_serializing_if = "blank")]
     pub rule: Text<'a>,
+    /// The values every row of a `decisions` record shares, by column; a shared `null` or
+    /// `false` is left out.
+    #[serde(skip_serializing_if = "Same::is_empty")]
+    pub same: Same<'a>,
     /// Position in the chain (set by the sink).
     pub seq: u64,
     /// `high` for break-glass, impersonation and admin changes; `info` otherwise.
@@ -122,9 +128,34 @@ pub struct AuditItem<'a> {
     pub tenant: Option<Text<'a>>,
 }
 
+/// One value of a row as written: a text or `null`, or a flag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'t> {
+    /// A text; `None` is written `null`.
+    Text(Option<&'t str>),
+    /// `true` or `false`.
+    Flag(bool),
+}
+
+impl Cell<'_> {
+    /// Whether the value says anything (`null` and `false` do not).
+    pub fn said(self) -> bool {
+        !matches!(self, Cell::Text(None) | Cell::Flag(false))
+    }
+}
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::Text(t) => t.serialize(s),
+            Cell::Flag(f) => f.serialize(s),
+        }
+    }
+}
+
 impl AuditItem<'_> {
-    /// The names of a row's values, in order: a `decisions` record's `columns`.
-    pub const COLUMNS: &'static [&'static str] = &[
+    /// The names of a row's values, in order.
+    pub const COLUMNS: [&'static str; 10] = [
         "action",
         "break_glass",
         "outcome",
@@ -136,24 +167,134 @@ impl AuditItem<'_> {
         "severity",
         "tenant",
     ];
+
+    /// The value under `COLUMNS[column]`.
+    pub fn cell(&self, column: usize) -> Cell<'_> {
+        match column {
+            0 => Cell::Text(Some(&self.action)),
+            1 => Cell::Flag(self.break_glass),
+            2 => Cell::Text(Some(self.outcome)),
+            3 => Cell::Text(Some(&self.reason)),
+            4 => Cell::Text(present(&self.requirement)),
+            5 => Cell::Text(present(&self.resource_id)),
+            6 => Cell::Text(Some(&self.resource_type)),
+            7 => Cell::Text(present(&self.rule)),
+            8 => Cell::Text(Some(self.severity)),
+            _ => Cell::Text(self.tenant.as_deref()),
+        }
+    }
 }
 
-impl Serialize for AuditItem<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (
-            &self.action,
-            self.break_glass,
-            self.outcome,
-            &self.reason,
-            present(&self.requirement),
-            present(&self.resource_id),
-            &self.resource_type,
-            present(&self.rule),
-            self.severity,
-            &self.tenant,
-        )
-            .serialize(s)
+/// A set of [`AuditItem::COLUMNS`], one bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Columns(u16);
+
+impl Columns {
+    /// The columns in the set, in order: index and name.
+    pub fn iter(self) -> impl Iterator<Item = (usize, &'static str)> {
+        AuditItem::COLUMNS
+            .into_iter()
+            .enumerate()
+            .filter(move |(c, _)| self.0 & (1 << c) != 0)
     }
+
+    /// Whether the set has no column.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Serialize for Columns {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(|(_, name)| name))
+    }
+}
+
+/// A `decisions` record's rows: each item's values in the varying columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows<'a> {
+    /// The decisions, in the call's order.
+    pub items: Vec<AuditItem<'a>>,
+    /// The columns a row holds.
+    pub columns: Columns,
+}
+
+impl Rows<'_> {
+    /// Whether there is no decision.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.items.iter().map(|i| Row(i, self.columns)))
+    }
+}
+
+struct Row<'r, 'a>(&'r AuditItem<'a>, Columns);
+
+impl Serialize for Row<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.1.iter().map(|(c, _)| self.0.cell(c)))
+    }
+}
+
+/// The values all of a `decisions` record's rows share: the first row's, in the columns
+/// that do not vary, leaving out `null` and `false`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Same<'a> {
+    /// The first decision (the values are its).
+    pub first: Option<AuditItem<'a>>,
+    /// The columns all rows agree on.
+    pub columns: Columns,
+}
+
+impl Same<'_> {
+    /// The shared columns with something to say, and their values.
+    pub fn said(&self) -> impl Iterator<Item = (&'static str, Cell<'_>)> {
+        let first = self.first.as_ref();
+        self.columns
+            .iter()
+            .filter_map(move |(c, name)| first.map(|i| (name, i.cell(c))))
+            .filter(|(_, v)| v.said())
+    }
+
+    /// Whether it says nothing.
+    pub fn is_empty(&self) -> bool {
+        self.said().next().is_none()
+    }
+}
+
+impl Serialize for Same<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.said())
+    }
+}
+
+/// A `decisions` record's `columns`, `decisions` and `same` for `items`: a column every
+/// item agrees on (there being two or more) goes once into `same`, the others into rows.
+pub fn group(items: Vec<AuditItem<'_>>) -> (Columns, Rows<'_>, Same<'_>) {
+    let all = (1u16 << AuditItem::COLUMNS.len()) - 1;
+    let varying = match items.split_first() {
+        Some((first, rest)) if !rest.is_empty() => (0..AuditItem::COLUMNS.len())
+            .filter(|&c| rest.iter().any(|i| i.cell(c) != first.cell(c)))
+            .fold(0, |m, c| m | 1 << c),
+        _ => all,
+    };
+    let (varying, shared) = (Columns(varying), Columns(all & !varying));
+    let same = Same {
+        first: items.first().filter(|_| !shared.is_empty()).cloned(),
+        columns: shared,
+    };
+    (
+        varying,
+        Rows {
+            items,
+            columns: varying,
+        },
+        same,
+    )
 }
 
 /// A text that may be blank as a row holds it: blank is `null`.
@@ -171,23 +312,49 @@ mod tests {
 
     #[test]
     fn serialized_records_are_canonical() {
-        let r = AuditRecord {
+        let mut r = AuditRecord {
             action: "read".into(),
             tenant: Some("t".into()),
             seq: 7,
             break_glass: true,
-            decisions: vec![AuditItem {
-                action: "read".into(),
-                break_glass: true,
-                requirement: "R2".into(),
-                tenant: Some("t".into()),
-                ..AuditItem::default()
-            }],
             ..AuditRecord::default()
         };
+        let item = AuditItem {
+            action: "read".into(),
+            break_glass: true,
+            outcome: "allow",
+            reason: "break_glass".into(),
+            requirement: "R15".into(),
+            resource_type: "medical_record".into(),
+            severity: "high",
+            tenant: Some("t".into()),
+            ..AuditItem::default()
+        };
+        let other = AuditItem {
+            resource_id: "p-1".into(),
+            ..item.clone()
+        };
+        (r.columns, r.decisions, r.same) = group(vec![item, other]);
         let direct = serde_json::to_string(&r).unwrap();
         let via_map =
             serde_json::to_string(&crate::audit::chain::Canonical(&serde_json::to_value(&r).unwrap())).unwrap();
         assert_eq!(direct, via_map, "field order must be alphabetical");
+        // Only the resource id differs between the two decisions; the rest is said once.
+        assert!(
+            direct.contains(r#""columns":["resource_id"],"decisions":[[null],["p-1"]]"#),
+            "{direct}"
+        );
+        assert!(
+            direct.contains(r#""same":{"action":"read","break_glass":true,"outcome":"allow","reason":"break_glass","requirement":"R15","resource_type":"medical_record","severity":"high","tenant":"t"}"#),
+            "{direct}"
+        );
+    }
+
+    #[test]
+    fn one_decision_keeps_every_column_in_its_row() {
+        let (columns, rows, same) = group(vec![AuditItem::default()]);
+        assert_eq!(columns.iter().count(), AuditItem::COLUMNS.len());
+        assert_eq!(rows.columns, columns);
+        assert!(same.is_empty());
     }
 }
