@@ -86,11 +86,7 @@ pub async fn write_bodies(args: &Args, dir: &std::path::Path) -> Result<()> {
     let workload = Workload::from_bundle(&bundle, args.skew)?;
     let snapshot = compile(&bundle, 0).context("the bundle does not compile")?;
     let target = args.target.split(',').next().unwrap_or_default().trim();
-    let channel = Channel::from_shared(target.to_owned())
-        .with_context(|| format!("bad target `{target}`"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {target}"))?;
+    let channel = connect(target).await?;
     crate::bodies::write(&workload, &snapshot, channel, args.batch_size.max(1), args.seed, dir).await
 }
 
@@ -120,27 +116,14 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect();
+    if targets.is_empty() {
+        anyhow::bail!("no target given");
+    }
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         for target in &targets {
-            let endpoint =
-                Channel::from_shared(target.to_string()).with_context(|| format!("bad target `{target}`"))?;
-            channels.push(
-                endpoint
-                    .connect()
-                    .await
-                    .with_context(|| format!("cannot connect to {target}"))?,
-            );
+            channels.push(connect(target).await?);
         }
-    }
-    // The first connection to each target.
-    let replicas: Vec<(String, Channel)> = targets
-        .iter()
-        .map(|t| t.to_string())
-        .zip(channels.iter().cloned())
-        .collect();
-    if replicas.is_empty() {
-        anyhow::bail!("no target given");
     }
     let start = Instant::now();
     let measure_from = start + Duration::from(args.warmup);
@@ -205,19 +188,17 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
             .zip(probe)
             .map(|(every, probe)| (Change::Revoke { probe }, every)),
     ];
-    let changers: Vec<_> = changes
+    let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+    let changers = changes
         .into_iter()
         .flatten()
         .map(|(change, every)| {
-            tokio::spawn(changer(
-                ctx.clone(),
-                replicas.clone(),
-                Arc::new(change),
-                every.into(),
-                token.clone(),
-            ))
+            let (ctx, targets, token) = (ctx.clone(), targets.clone(), token.clone());
+            std::thread::Builder::new()
+                .name("changer".into())
+                .spawn(move || change_apart(ctx, &targets, change, every.into(), token))
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let workers: Vec<_> = channels
         .iter()
         .cycle()
@@ -234,7 +215,10 @@ pub async fn run(args: &Args, mix: Mix) -> Result<Outcome> {
         let _ = tokio::task::spawn_blocking(move || p.join()).await;
     }
     for c in changers {
-        recorder.merge(&c.await?);
+        let changed = tokio::task::spawn_blocking(move || c.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the changer thread panicked"))??;
+        recorder.merge(&changed);
     }
     progress.abort();
     eprintln!();
@@ -586,6 +570,29 @@ fn authorized<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
         req.metadata_mut().insert("authorization", v);
     }
     req
+}
+
+/// A connection to `target`.
+async fn connect(target: &str) -> Result<Channel> {
+    Channel::from_shared(target.to_owned())
+        .with_context(|| format!("bad target `{target}`"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {target}"))
+}
+
+/// [`changer`] on the calling thread, with connections of its own: encoding and sending a
+/// large bundle would otherwise hold up the checks sharing its thread and connection, and
+/// the client's own stall would count against the server.
+fn change_apart(ctx: Arc<Ctx>, targets: &[String], change: Change, every: Duration, token: Option<String>) -> Result<Recorder> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut replicas = Vec::new();
+        for target in targets {
+            replicas.push((target.clone(), connect(target).await?));
+        }
+        Ok(changer(ctx, replicas, Arc::new(change), every, token).await)
+    })
 }
 
 /// Makes `change` every `every`, rotating over the replicas, and measures for each round
