@@ -584,7 +584,13 @@ async fn connect(target: &str) -> Result<Channel> {
 /// [`changer`] on the calling thread, with connections of its own: encoding and sending a
 /// large bundle would otherwise hold up the checks sharing its thread and connection, and
 /// the client's own stall would count against the server.
-fn change_apart(ctx: Arc<Ctx>, targets: &[String], change: Change, every: Duration, token: Option<String>) -> Result<Recorder> {
+fn change_apart(
+    ctx: Arc<Ctx>,
+    targets: &[String],
+    change: Change,
+    every: Duration,
+    token: Option<String>,
+) -> Result<Recorder> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut replicas = Vec::new();
