@@ -133,7 +133,7 @@ impl Series {
 /// second, opened once for the run. (Opened by each of 64 workers as they crossed into a
 /// second, the buckets cost megabytes of fresh memory at the same instant, which stalled
 /// an open-loop run's client for milliseconds every second and set its p99.) A call takes
-/// its lock once; the workers of one client thread never wait on it.
+/// its lock once, uncontended when the client runs on one thread (as `perf.sh` runs it).
 #[derive(Debug, Default)]
 pub struct Timeline(Mutex<Vec<BTreeMap<Kind, Series>>>);
 
