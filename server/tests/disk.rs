@@ -109,7 +109,8 @@ async fn a_full_disk_fails_pushes_cleanly_denies_unaudited_allows_and_recovers()
 
     // The chain is whole, and says where it broke and recovered.
     let audit = data.join("audit");
-    assert!(matches!(portcullis_server::audit::verify(&audit).unwrap(), Ok(n) if n > 0));
+    let verified = portcullis_server::audit::verify(&audit).unwrap();
+    assert!(matches!(verified, Ok(n) if n > 0), "{verified:?}");
     let text: String = std::fs::read_dir(&audit)
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
